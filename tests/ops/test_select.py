@@ -1,0 +1,121 @@
+"""Greedy facility-location selection: the torch op, its definition, and the compiled graph."""
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from tests.ops.selection_cases import greedy_by_definition, objective, tie_free
+from toma_fx.ops import TileLayout, facility_location, facility_location_reference, select_destinations
+
+
+# (S, C, k): a tile, k = 1, k = S - 1, a size that is no power of two
+@pytest.mark.parametrize("S, C, k", [(16, 32, 8), (16, 32, 1), (9, 8, 8), (12, 20, 5)])
+def test_matches_greedy_by_definition(S, C, k):
+    x = tie_free(4, S, C, k)
+    got = facility_location(x, k)
+    for g in range(x.shape[0]):
+        assert got[g].tolist() == greedy_by_definition(x[g], k)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_within_one_minus_inv_e_of_optimum(seed, k):
+    """Brute force over all subsets of an 8-token tile with clustered, partly opposite features."""
+    gen = torch.Generator().manual_seed(seed)
+    centers = torch.randn(3, 6, generator=gen)
+    x = centers[torch.randint(3, (8,), generator=gen)] + 0.5 * torch.randn(8, 6, generator=gen)
+    x[::3] *= -1
+    best = max(objective(x, D) for D in itertools.combinations(range(8), k))
+    got = objective(x, facility_location(x[None], k)[0].tolist())
+    assert got >= (1 - 1 / math.e) * best - 1e-9
+    assert got <= best + 1e-9
+
+
+@pytest.mark.parametrize(
+    "tiles",
+    [
+        torch.ones(2, 16, 8),  # identical tokens
+        torch.zeros(2, 16, 8),  # all-zero tokens: cosine 0 everywhere
+        torch.randn(4, 8).repeat(2, 4, 1),  # 4 distinct tokens, each 4 times
+        torch.cat([torch.ones(1, 8, 4), -torch.ones(1, 8, 4)], dim=1),  # two opposite groups
+    ],
+    ids=["identical", "zeros", "repeated", "opposite"],
+)
+@pytest.mark.parametrize("k", [1, 5, 16])
+def test_picks_are_distinct_and_ascending(tiles, k):
+    picks = facility_location(tiles, k)
+    assert picks.shape == (tiles.shape[0], k) and picks.dtype == torch.int64
+    for row in picks.tolist():
+        assert row == sorted(set(row)) and 0 <= row[0] and row[-1] < tiles.shape[1]
+
+
+def test_k_equal_to_tile_takes_every_token():
+    assert facility_location(torch.randn(3, 7, 5), 7).tolist() == [list(range(7))] * 3
+
+
+def test_opposite_groups_get_one_destination_each():
+    x = torch.cat([torch.ones(1, 8, 4), -torch.ones(1, 8, 4)], dim=1)
+    (a, b) = facility_location(x, 2)[0].tolist()
+    assert a < 8 <= b
+
+
+def test_each_batch_element_selects_on_its_own_features():
+    layout = TileLayout((8, 8), (4, 4), 0.5)
+    x = torch.randn(1, 64, 16)
+    pair = torch.cat([x, torch.randn(1, 64, 16)])
+    same = select_destinations(torch.cat([x, x]), layout)[0]
+    differ = select_destinations(pair, layout)[0]
+    assert torch.equal(same[0], same[1])
+    assert not torch.equal(differ[0], differ[1])
+    assert torch.equal(differ[0], select_destinations(x, layout)[0][0])
+
+
+def test_select_destinations_per_block():
+    layout = TileLayout((10, 7), (4, 4), 0.75)  # four blocks: 4x4, 4x3, 2x4 and 2x3 tiles
+    dst = select_destinations(torch.randn(2, 70, 8), layout)
+    assert [d.shape for d in dst] == [(2, b.num_tiles, b.keep) for b in layout.blocks]
+    for d, b in zip(dst, layout.blocks):
+        assert d.min() >= 0 and d.max() < b.tile_size
+        assert torch.equal(d, d.sort(-1).values)
+
+
+def test_same_as_reference_and_opcheck():
+    x = torch.randn(5, 16, 24)
+    assert torch.equal(facility_location(x, 6), facility_location_reference(x, 6))
+    torch.library.opcheck(facility_location, (x, 6))
+
+
+@pytest.mark.parametrize("k", [0, 17, -1])
+def test_bad_k_names_the_range(k):
+    with pytest.raises(ValueError, match=r"k must be in \[1, 16\]"):
+        facility_location(torch.randn(2, 16, 4), k)
+
+
+def test_compiles_to_one_node_without_graph_breaks():
+    """The greedy loop is one opaque op, not k unrolled steps, at both graph levels."""
+    from torch._dynamo.testing import AotEagerAndRecordGraphs
+
+    torch._dynamo.reset()
+    backend = AotEagerAndRecordGraphs()
+    fn = torch.compile(lambda x: facility_location(x, 8), backend=backend, fullgraph=True)
+    x = torch.randn(4, 16, 32)
+    assert torch.equal(fn(x), facility_location_reference(x, 8))
+    (dynamo_graph,), (aten_graph,) = backend.graphs, backend.fw_graphs
+    for gm in (dynamo_graph, aten_graph):
+        calls = [n.target for n in gm.graph.nodes if n.op == "call_function"]
+        assert calls == [torch.ops.toma_fx.facility_location.default]
+
+
+def test_inductor_calls_the_op_once():
+    from torch._inductor.utils import run_and_get_code
+    from torch.testing import FileCheck
+
+    torch._dynamo.reset()
+    layout = TileLayout((8, 8), (4, 4), 0.5)
+    fn = torch.compile(lambda x: select_destinations(x, layout)[0], fullgraph=True)
+    x = torch.randn(2, 64, 16)
+    out, (code,) = run_and_get_code(fn, x)
+    assert torch.equal(out, select_destinations(x, layout)[0])
+    FileCheck().check_count("torch.ops.toma_fx.facility_location.default(", 1, exactly=True).run(code)

@@ -1,0 +1,52 @@
+"""The Triton selection kernel against the torch reference (Triton's interpreter on CPU)."""
+
+import pytest
+import torch
+
+from tests.ops.selection_cases import tie_free
+from toma_fx.ops import facility_location, facility_location_reference
+
+pytest.importorskip("triton", reason="the Triton kernel needs the triton package (extra 'triton')")
+from toma_fx.ops.select_triton import MAX_TILE, facility_location_triton  # noqa: E402
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# (S, C, k): Flux-like 4x4 tile, 8x8 tile, S no power of two, C below one channel block,
+# C not a multiple of the channel block, the largest tile on chip
+@pytest.mark.parametrize(
+    "S, C, k", [(16, 64, 8), (64, 40, 32), (12, 20, 5), (16, 3, 4), (16, 200, 4), (MAX_TILE, 16, 32)]
+)
+def test_matches_reference(S, C, k):
+    x = tie_free(3, S, C, k).to(DEVICE)
+    assert torch.equal(facility_location_triton(x, k).cpu(), facility_location_reference(x, k).cpu())
+
+
+@pytest.mark.parametrize(
+    "x",
+    [torch.ones(2, 16, 8), torch.zeros(2, 16, 8), torch.randn(4, 8).repeat(2, 4, 1)],
+    ids=["identical", "zeros", "repeated"],
+)
+def test_ties_break_to_the_first_token_as_in_torch(x):
+    x = x.to(DEVICE)
+    assert torch.equal(facility_location_triton(x, 6).cpu(), facility_location_reference(x, 6).cpu())
+
+
+def test_strided_and_half_precision_inputs():
+    x = tie_free(2, 16, 32, 8).to(DEVICE)
+    strided = x.transpose(1, 2).contiguous().transpose(1, 2)
+    assert not strided.is_contiguous()
+    assert torch.equal(facility_location_triton(strided, 8), facility_location_triton(x, 8))
+    expected = facility_location_reference(x.bfloat16(), 8)
+    assert torch.equal(facility_location_triton(x.bfloat16(), 8), expected)
+
+
+def test_tiles_too_large_for_chip_use_the_reference():
+    x = tie_free(1, MAX_TILE + 16, 8, 4).to(DEVICE)
+    assert torch.equal(facility_location_triton(x, 4), facility_location_reference(x, 4))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the op dispatches to Triton on CUDA tensors only")
+def test_op_runs_the_kernel_on_cuda():
+    x = tie_free(8, 16, 64, 8).cuda()
+    assert torch.equal(facility_location(x, 8), facility_location_reference(x, 8))

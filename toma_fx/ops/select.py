@@ -1,0 +1,106 @@
+"""Destination selection: greedy facility location inside each tile.
+
+For the tokens `x_1..x_S` of a tile, pick `K` destinations `D` maximising
+
+    f(D) = sum_j max_{i in D} cos(x_i, x_j)
+
+greedily: each step adds the token with the largest marginal gain `sum_j relu(cos(x_v, x_j) - m_j)`,
+where `m_j` is how well token j is already covered. `f` is monotone submodular, so greedy is within
+`1 - 1/e` of the optimum. Starting the coverage at `m = -1` (the lowest cosine) makes the first gain
+`rowsum + S`, i.e. the reference code's first pick (largest row sum), with one loop for every step.
+
+Unlike the reference code, picked tokens are masked, so identical or all-zero tokens never yield
+duplicate destinations, and every batch element selects on its own features.
+
+`facility_location` is one `torch.library` op (`torch.ops.toma_fx.facility_location`) with a fake
+implementation, so a compiled graph holds a single node instead of K unrolled steps. On CUDA it runs the
+Triton kernel of `select_triton.py` (one program per tile, similarities on chip); elsewhere the torch
+reference below.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+import torch.nn.functional as F
+
+from toma_fx.ops.tiles import TileLayout
+
+__all__ = ["facility_location", "facility_location_reference", "select_destinations"]
+
+
+def facility_location_reference(metric: torch.Tensor, k: int) -> torch.Tensor:
+    """Greedy facility location per tile, in torch: the specification of the op.
+
+    Args:
+        metric: `(G, S, C)` features of G independent tiles; similarity is cosine, computed in fp32.
+        k: destinations per tile, `1 <= k <= S`.
+
+    Returns:
+        `(G, k)` int64 token indices within each tile, distinct and ascending.
+    """
+    G, S, _ = metric.shape
+    xn = F.normalize(metric.float(), dim=-1)
+    sim = xn @ xn.mT  # (G, S, S), symmetric
+    cover = sim.new_full((G, S), -1.0)
+    taken = torch.zeros((G, S), dtype=torch.bool, device=metric.device)
+    for _ in range(k):
+        gain = (sim - cover[:, None, :]).clamp_min(0).sum(-1)  # (G, S), >= 0
+        best = gain.masked_fill(taken, -1.0).argmax(-1, keepdim=True)  # (G, 1)
+        taken.scatter_(1, best, True)
+        cover = torch.maximum(cover, sim.gather(1, best[..., None].expand(G, 1, S)).squeeze(1))
+    return _ascending(taken, k)
+
+
+def _ascending(taken: torch.Tensor, k: int) -> torch.Tensor:
+    """`(G, S)` bool with k True per row -> `(G, k)` their indices, ascending."""
+    return taken.to(torch.uint8).sort(dim=-1, descending=True, stable=True).indices[:, :k].contiguous()
+
+
+@torch.library.custom_op("toma_fx::facility_location", mutates_args=())
+def facility_location(metric: torch.Tensor, k: int) -> torch.Tensor:
+    """`(G, S, C), k -> (G, k)` int64: greedy facility-location destinations per tile, ascending."""
+    _check_k(metric, k)
+    return facility_location_reference(metric, k)
+
+
+@facility_location.register_fake
+def _(metric: torch.Tensor, k: int) -> torch.Tensor:
+    _check_k(metric, k)
+    return metric.new_empty((metric.shape[0], k), dtype=torch.int64)
+
+
+@facility_location.register_kernel("cuda")
+def _(metric: torch.Tensor, k: int) -> torch.Tensor:
+    _check_k(metric, k)
+    if importlib.util.find_spec("triton") is None:
+        return facility_location_reference(metric, k)
+    from toma_fx.ops.select_triton import facility_location_triton
+
+    return facility_location_triton(metric, k)
+
+
+def _check_k(metric: torch.Tensor, k: int) -> None:
+    if metric.dim() != 3:
+        raise ValueError(f"metric must be (G, S, C), got shape {tuple(metric.shape)}")
+    S = metric.shape[1]
+    if not 1 <= k <= S:
+        raise ValueError(f"k must be in [1, {S}] for tiles of {S} tokens, got {k}")
+
+
+def select_destinations(metric: torch.Tensor, layout: TileLayout) -> list[torch.Tensor]:
+    """Destinations of every tile: `(B, N, C) -> [(B, T_i, K_i)]` int64, one tensor per block.
+
+    Indices are positions inside the tile (`0 <= idx < S_i`), ascending. A block that keeps all its
+    tokens (`K_i == S_i`) skips the op.
+    """
+    out = []
+    for tiles, b in zip(layout.split(metric), layout.blocks):
+        B, T, S, C = tiles.shape
+        if b.keep == S:
+            idx = torch.arange(S, device=metric.device).expand(B, T, S)
+        else:
+            idx = facility_location(tiles.reshape(B * T, S, C), b.keep).view(B, T, b.keep)
+        out.append(idx)
+    return out
