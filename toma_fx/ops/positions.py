@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from toma_fx.ops.merge import gather_tokens
+from toma_fx.ops.assignment import gather_tokens
 from toma_fx.ops.tiles import TileLayout
 
 __all__ = ["gather_positions"]

@@ -23,6 +23,8 @@ with `1 x S` tiles, remainder included.
 from __future__ import annotations
 
 import math
+import numbers
+import operator
 from dataclasses import dataclass, field
 
 import torch
@@ -43,7 +45,7 @@ def destinations_per_tile(tile_size: int, ratio: float) -> int:
 
 
 def _check_ratio(ratio: float) -> None:
-    if not (isinstance(ratio, (int, float)) and 0.0 <= ratio < 1.0):
+    if not (isinstance(ratio, numbers.Real) and 0.0 <= ratio < 1.0):
         raise ValueError(f"ratio must be in [0, 1), got {ratio!r}")
 
 
@@ -103,8 +105,13 @@ class TileLayout:
 
     @classmethod
     def stripes(cls, num_tokens: int, stripe: int, ratio: float) -> TileLayout:
-        """1-D stripes of `stripe` consecutive raster tokens, for tokens whose grid is unknown."""
-        return cls(grid=(1, num_tokens), tile=(1, stripe), ratio=ratio)
+        """1-D stripes of `stripe` consecutive raster tokens, for tokens whose grid is unknown.
+
+        A sequence shorter than one stripe is a single stripe.
+        """
+        if stripe < 1:
+            raise ValueError(f"stripe must be >= 1, got {stripe!r}")
+        return cls(grid=(1, num_tokens), tile=(1, min(stripe, num_tokens)), ratio=ratio)
 
     def _cut_blocks(self) -> tuple[TileBlock, ...]:
         (H, W), (th, tw) = self.grid, self.tile
@@ -174,7 +181,7 @@ class TileLayout:
 
 def _pair(name: str, value) -> tuple[int, int]:
     try:
-        a, b = (int(v) for v in value)
+        a, b = (operator.index(v) for v in value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a pair of positive ints, got {value!r}") from None
     if a < 1 or b < 1:

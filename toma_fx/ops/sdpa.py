@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from toma_fx.ops.merge import DEFAULT_TAU, gather_tokens, check_tau
+from toma_fx.ops.assignment import DEFAULT_TAU, gather_tokens, check_tau
 from toma_fx.ops.tiles import TileLayout
 
 __all__ = ["merge_sdpa", "unmerge_sdpa"]
