@@ -20,6 +20,11 @@ def test_every_photo_and_ratio_is_scored(rows):
     assert all(math.isfinite(r[k]) for r in rows for k in ("facility", "random", "strided", "facility_sdpa"))
 
 
+def test_strided_is_left_out_where_it_does_not_apply():
+    (row,) = compare(photos=("camera",), ratios=(0.25,))
+    assert row["strided"] is None and row["facility"] > row["random"]
+
+
 @pytest.mark.parametrize("baseline", ["random", "strided"])
 def test_facility_location_reconstructs_better(rows, baseline):
     for r in rows:

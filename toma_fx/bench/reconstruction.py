@@ -70,6 +70,17 @@ def psnr(a: torch.Tensor, b: torch.Tensor, peak: float = 1.0) -> float:
 Chooser = Callable[[torch.Tensor, TileLayout, torch.Generator], list[torch.Tensor]]
 
 
+def strided_applies(layout: TileLayout) -> bool:
+    """tomesd's grid needs a ratio with a cell (0.5, 0.75) that divides a single block of tiles."""
+    cell = STRIDED_CELLS.get(layout.ratio)
+    return (
+        cell is not None
+        and len(layout.blocks) == 1
+        and layout.tile[0] % cell[0] == 0
+        and layout.tile[1] % cell[1] == 0
+    )
+
+
 def _strided(x: torch.Tensor, layout: TileLayout, gen: torch.Generator) -> list[torch.Tensor]:
     return strided_destinations(x.shape[0], layout, STRIDED_CELLS[layout.ratio], generator=gen)
 
@@ -103,7 +114,7 @@ def compare(
     """PSNR (dB) of every chooser, and of the SDPA form with facility-location destinations.
 
     Returns one row per (photo, ratio): `{"photo", "ratio", "grid", "facility", "random", "strided",
-    "facility_sdpa"}`.
+    "facility_sdpa"}`; "strided" is None where tomesd's grid does not apply (`strided_applies`).
     """
     gen = torch.Generator().manual_seed(seed)
     rows = []
@@ -114,6 +125,9 @@ def compare(
             layout = TileLayout(grid, tile, ratio)
             row = {"photo": name, "ratio": ratio, "grid": grid}
             for chooser, choose in CHOOSERS.items():
+                if chooser == "strided" and not strided_applies(layout):
+                    row[chooser] = None
+                    continue
                 row[chooser] = psnr(reconstruct(x, layout, choose(x, layout, gen)), x)
             row["facility_sdpa"] = psnr(reconstruct(x, layout, select_destinations(x, layout), "sdpa"), x)
             rows.append(row)

@@ -1,0 +1,72 @@
+"""The `toma-fx` command line.
+
+    toma-fx demo [--out DIR]        merge quality on real photographs, with a report and a picture
+    toma-fx bench ops [...]         time selection, merge and unmerge at SDXL and Flux sizes
+
+User errors print one line and exit non-zero, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def parse_tile(text: str) -> tuple[int, int]:
+    """'4x4' -> (4, 4); an argparse type, so a bad value is a one-line usage error."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"tile must look like 4x4 (two positive ints), got {text!r}") from None
+    if h < 1 or w < 1:
+        raise argparse.ArgumentTypeError(f"tile sides must be >= 1, got {text!r}")
+    return h, w
+
+
+def parse_ratio(text: str) -> float:
+    """A merge ratio in [0, 1)."""
+    try:
+        ratio = float(text)
+    except ValueError:
+        ratio = float("nan")
+    if not 0.0 <= ratio < 1.0:
+        raise argparse.ArgumentTypeError(f"ratio must be in [0, 1), got {text!r}")
+    return ratio
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="toma-fx", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="merge quality on real photographs (no downloads)")
+    demo.add_argument("--out", type=Path, default=Path("toma-fx-out"), help="folder for report.json and the PNG")
+    demo.add_argument("--tile", type=parse_tile, default=(4, 4), help="tile in tokens, e.g. 4x4 (default)")
+    demo.add_argument(
+        "--ratios", type=parse_ratio, nargs="+", default=[0.5, 0.75], help="fractions of tokens removed, in [0, 1)"
+    )
+
+    bench = sub.add_parser("bench", help="benchmarks", add_help=False)
+    bench.add_argument("what", choices=["ops"], help="ops: selection, merge and unmerge at model sizes")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args, rest = _parser().parse_known_args(argv)
+    if args.command == "bench":
+        from toma_fx.bench import ops
+
+        return ops.main(rest)
+    if rest:
+        _parser().error(f"unrecognized arguments: {' '.join(rest)}")
+    from toma_fx.demo import format_table, run_demo
+
+    try:
+        report = run_demo(args.out, ratios=tuple(args.ratios), tile=args.tile)
+    except ValueError as e:  # e.g. a tile larger than a photo's token grid
+        print(f"toma-fx demo: error: {e}", file=sys.stderr)
+        return 2
+    print(format_table(report["rows"]))
+    print(f"\nwrote {args.out / 'report.json'} and {args.out / 'reconstructions.png'}")
+    return 0
