@@ -1,6 +1,6 @@
 """Merge the tokens of a photograph with ToMA's operators, run an op on the merged tokens, unmerge.
 
-    python examples/merge_tokens.py
+python examples/merge_tokens.py
 """
 
 import torch

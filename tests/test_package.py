@@ -11,13 +11,16 @@ from toma_fx.cli import main
 
 def run_python(code: str, cwd) -> str:
     """Run in a fresh interpreter outside the checkout, so only the installed package is importable."""
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
 
 
 def test_import_neither_triton_nor_cuda(tmp_path):
     out = run_python(
         "import sys, torch, toma_fx, toma_fx.ops\n"
-        "print(any(m == 'triton' or m.startswith('triton.') for m in sys.modules), torch.cuda.is_initialized())",
+        "triton = any(m == 'triton' or m.startswith('triton.') for m in sys.modules)\n"
+        "print(triton, torch.cuda.is_initialized())",
         tmp_path,
     )
     assert out.split() == ["False", "False"]

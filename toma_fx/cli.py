@@ -12,27 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-
-def parse_tile(text: str) -> tuple[int, int]:
-    """'4x4' -> (4, 4); an argparse type, so a bad value is a one-line usage error."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"tile must look like 4x4 (two positive ints), got {text!r}") from None
-    if h < 1 or w < 1:
-        raise argparse.ArgumentTypeError(f"tile sides must be >= 1, got {text!r}")
-    return h, w
-
-
-def parse_ratio(text: str) -> float:
-    """A merge ratio in [0, 1)."""
-    try:
-        ratio = float(text)
-    except ValueError:
-        ratio = float("nan")
-    if not 0.0 <= ratio < 1.0:
-        raise argparse.ArgumentTypeError(f"ratio must be in [0, 1), got {text!r}")
-    return ratio
+from toma_fx import argtypes
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,10 +20,16 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="merge quality on real photographs (no downloads)")
-    demo.add_argument("--out", type=Path, default=Path("toma-fx-out"), help="folder for report.json and the PNG")
-    demo.add_argument("--tile", type=parse_tile, default=(4, 4), help="tile in tokens, e.g. 4x4 (default)")
     demo.add_argument(
-        "--ratios", type=parse_ratio, nargs="+", default=[0.5, 0.75], help="fractions of tokens removed, in [0, 1)"
+        "--out", type=Path, default=Path("toma-fx-out"), help="folder for report.json and the PNG"
+    )
+    demo.add_argument("--tile", type=argtypes.tile, default=(4, 4), help="tile in tokens, e.g. 4x4 (default)")
+    demo.add_argument(
+        "--ratios",
+        type=argtypes.ratio,
+        nargs="+",
+        default=[0.5, 0.75],
+        help="fractions of tokens removed, in [0, 1)",
     )
 
     bench = sub.add_parser("bench", help="benchmarks", add_help=False)

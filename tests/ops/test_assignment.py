@@ -69,7 +69,7 @@ def test_hard_assignment_with_duplicate_tokens(fill):
 @pytest.mark.parametrize("hard", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_weights_shapes_and_dtypes(hard, dtype):
-    """A is fp32 with columns summing to 1; merge/unmerge keep the input's dtype and give the layout's shapes."""
+    """A is fp32, columns summing to 1; merge and unmerge keep the dtype and give the layout's shapes."""
     torch.manual_seed(0)
     layout = TileLayout((10, 7), (4, 3), 0.5)
     x = torch.randn(2, layout.num_tokens, 8, dtype=dtype)

@@ -42,7 +42,9 @@ def test_token_id_table_gives_raster_indices_of_destinations(layout):
     assert torch.equal(gather_positions(ids, dst, layout), expected)
     table = torch.stack([ids, -ids], dim=-1)  # (N, 2)
     assert torch.equal(gather_positions(table, dst, layout), torch.stack([expected, -expected], dim=-1))
-    batched = table.expand(2, -1, -1) + torch.tensor([0, 1000]).view(2, 1, 1)  # (B, N, 2), rows differ per batch
+    batched = table.expand(2, -1, -1) + torch.tensor([0, 1000]).view(
+        2, 1, 1
+    )  # (B, N, 2), rows differ per batch
     expected_batched = torch.stack([expected, -expected], dim=-1) + torch.tensor([0, 1000]).view(2, 1, 1)
     assert torch.equal(gather_positions(batched, dst, layout), expected_batched)
 
@@ -53,7 +55,9 @@ def test_matches_merge_with_destination_one_hot_weights(layout):
     dst = destinations(layout)
     table = torch.randn(2, layout.num_tokens, 5)
     weights = [F.one_hot(idx, b.tile_size).float() for idx, b in zip(dst, layout.blocks)]
-    torch.testing.assert_close(gather_positions(table, dst, layout), merge(table, weights, layout), rtol=0, atol=0)
+    torch.testing.assert_close(
+        gather_positions(table, dst, layout), merge(table, weights, layout), rtol=0, atol=0
+    )
 
 
 def test_shared_table_follows_each_batch_elements_destinations():

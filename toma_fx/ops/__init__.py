@@ -6,8 +6,8 @@ four blocks of tiles, so per-tile tensors come as lists, one entry per block (se
 """
 
 from toma_fx.ops.assignment import DEFAULT_TAU, merge, merge_weights, unmerge
-from toma_fx.ops.sdpa import merge_sdpa, unmerge_sdpa
 from toma_fx.ops.positions import gather_positions
+from toma_fx.ops.sdpa import merge_sdpa, unmerge_sdpa
 from toma_fx.ops.select import facility_location, facility_location_reference, select_destinations
 from toma_fx.ops.tiles import TileBlock, TileLayout, destinations_per_tile
 

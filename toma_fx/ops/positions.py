@@ -33,5 +33,7 @@ def gather_positions(table: torch.Tensor, dst: list[torch.Tensor], layout: TileL
     t = table[:, None] if flat else table
     B = dst[0].shape[0]
     t = t.expand(B, *t.shape) if t.dim() == 2 else t.expand(B, -1, -1)
-    out = layout.join_merged([gather_tokens(tiles, idx) for tiles, idx in zip(layout.split(t), dst, strict=True)])
+    out = layout.join_merged(
+        [gather_tokens(tiles, idx) for tiles, idx in zip(layout.split(t), dst, strict=True)]
+    )
     return out[..., 0] if flat else out

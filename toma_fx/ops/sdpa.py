@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from toma_fx.ops.assignment import DEFAULT_TAU, gather_tokens, check_tau
+from toma_fx.ops.assignment import DEFAULT_TAU, check_tau, gather_tokens
 from toma_fx.ops.tiles import TileLayout
 
 __all__ = ["merge_sdpa", "unmerge_sdpa"]
@@ -54,7 +54,9 @@ def unmerge_sdpa(
     """`(B, sum T_i*K_i, C) -> (B, N, C)`: each token attends over its tile's destinations."""
     check_tau(tau)
     parts = []
-    for part, xn, idx in zip(layout.split_merged(y), _normed_tiles(metric, layout, y.dtype), dst, strict=True):
+    for part, xn, idx in zip(
+        layout.split_merged(y), _normed_tiles(metric, layout, y.dtype), dst, strict=True
+    ):
         parts.append(F.scaled_dot_product_attention(xn, gather_tokens(xn, idx), part, scale=tau))
     return layout.join(parts)
 

@@ -56,7 +56,9 @@ def _facility_location_kernel(
     for c0 in range(0, C, BLOCK_C):
         offs_c = c0 + tl.arange(0, BLOCK_C)
         ptrs = x_ptr + g * stride_xg + offs_s[:, None] * stride_xs + offs_c[None, :] * stride_xc
-        a = tl.load(ptrs, mask=valid[:, None] & (offs_c[None, :] < C), other=0.0).to(tl.float32)  # [BLOCK_S, BLOCK_C]
+        a = tl.load(ptrs, mask=valid[:, None] & (offs_c[None, :] < C), other=0.0).to(
+            tl.float32
+        )  # [BLOCK_S, BLOCK_C]
         gram += tl.dot(a, tl.trans(a), input_precision="ieee")
         sq += tl.sum(a * a, axis=1)
     inv = 1.0 / tl.maximum(tl.sqrt(sq), 1e-12)  # as F.normalize
@@ -97,9 +99,15 @@ def facility_location_triton(metric: torch.Tensor, k: int) -> torch.Tensor:
     BLOCK_S = max(16, triton.next_power_of_2(S))
     BLOCK_C = max(16, min(128, 4096 // BLOCK_S))
     _facility_location_kernel[(G,)](
-        metric, out, S, C, k,
-        *metric.stride(), *out.stride(),
-        BLOCK_S=BLOCK_S, BLOCK_C=BLOCK_C,
+        metric,
+        out,
+        S,
+        C,
+        k,
+        *metric.stride(),
+        *out.stride(),
+        BLOCK_S=BLOCK_S,
+        BLOCK_C=BLOCK_C,
         num_warps=4 if BLOCK_S <= 32 else 8,
     )
     return out

@@ -119,7 +119,12 @@ class TileLayout:
         cols = [(0, W - W % tw, tw), (W - W % tw, W % tw, W % tw)]
         return tuple(
             TileBlock(
-                top, left, height, width, tile_h, tile_w,
+                top,
+                left,
+                height,
+                width,
+                tile_h,
+                tile_w,
                 keep=destinations_per_tile(tile_h * tile_w, self.ratio),
             )
             for top, height, tile_h in rows
@@ -169,8 +174,7 @@ class TileLayout:
             raise ValueError(f"expected {self.num_merged} merged tokens for {self}, got {M}")
         sizes = [b.num_tiles * b.keep for b in self.blocks]
         return [
-            part.reshape(B, b.num_tiles, b.keep, C)
-            for part, b in zip(y.split(sizes, dim=1), self.blocks)
+            part.reshape(B, b.num_tiles, b.keep, C) for part, b in zip(y.split(sizes, dim=1), self.blocks)
         ]
 
     @staticmethod

@@ -1,0 +1,46 @@
+"""argparse types shared by the command line and the benchmarks: a bad value is a one-line usage error
+naming the flag and the accepted range."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def tile(text: str) -> tuple[int, int]:
+    """'4x4' -> (4, 4)."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"tile must look like 4x4 (two positive ints), got {text!r}"
+        ) from None
+    if h < 1 or w < 1:
+        raise argparse.ArgumentTypeError(f"tile sides must be >= 1, got {text!r}")
+    return h, w
+
+
+def tiles(text: str) -> list[tuple[int, int]]:
+    """'4x4,8x8' -> [(4, 4), (8, 8)]."""
+    return [tile(part.strip()) for part in text.split(",")]
+
+
+def ratio(text: str) -> float:
+    """A merge ratio in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value < 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"ratio must be in [0, 1), got {text!r}")
+    return value
+
+
+def positive(text: str) -> float:
+    """A finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return value
