@@ -5,6 +5,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.ops.selection_cases import greedy_by_definition, objective, tie_free
 from toma_fx.ops import TileLayout, facility_location, facility_location_reference, select_destinations
@@ -119,3 +121,22 @@ def test_inductor_calls_the_op_once():
     out, (code,) = run_and_get_code(fn, x)
     assert torch.equal(out, select_destinations(x, layout)[0])
     FileCheck().check_count("torch.ops.toma_fx.facility_location.default(", 1, exactly=True).run(code)
+
+
+@settings(max_examples=40, deadline=None, database=None)
+@given(
+    G=st.integers(1, 3),
+    S=st.integers(1, 12),
+    C=st.integers(1, 6),
+    data=st.data(),
+)
+def test_property_distinct_in_range_and_near_optimal(G, S, C, data):
+    """Any tile, any k: distinct ascending picks, and f(picks) >= (1 - 1/e) * optimum (small tiles)."""
+    k = data.draw(st.integers(1, S), label="k")
+    x = torch.randn(G, S, C, generator=torch.Generator().manual_seed(data.draw(st.integers(0, 2**16))))
+    picks = facility_location(x, k)
+    for g, row in enumerate(picks.tolist()):
+        assert row == sorted(set(row)) and 0 <= row[0] and row[-1] < S
+        if S <= 8:
+            best = max(objective(x[g], D) for D in itertools.combinations(range(S), k))
+            assert objective(x[g], row) >= (1 - 1 / math.e) * best - 1e-9
