@@ -13,7 +13,7 @@ For each model size and tile, on random features `x: (B, N, C)` with `M = layout
 ToMA pays `toma_total = select + weights + merge + unmerge` once per block to save
 `attn_full - attn_merged`. Projections and MLP on merged tokens save more; that is not counted here.
 
-    python -c "from toma_fx.bench.ops import main; main(['--configs', 'sdxl-32x32'])"
+    toma-fx bench ops --configs sdxl-32x32
 """
 
 from __future__ import annotations
@@ -72,6 +72,14 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 TimeFn = Callable[[Callable[[], object]], float]
 
 
+def _device_and_dtype(
+    device: str | torch.device | None, dtype: torch.dtype | None
+) -> tuple[torch.device, torch.dtype]:
+    """Defaults: CUDA when present, bf16 there and fp32 on CPU."""
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return device, dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
+
+
 def _make_timer(device: torch.device, min_run_time: float) -> tuple[TimeFn, str]:
     """`(fn -> median ms per call, a description)`, by the device's own clock; min_run_time (s): CPU only."""
     if device.type == "cpu":
@@ -128,8 +136,7 @@ def run(
     the SDPA form, so the two forms stay comparable) through `torch.compile`; selection is one custom
     op either way.
     """
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
+    device, dtype = _device_and_dtype(device, dtype)
     time_ms, _ = _make_timer(device, min_run_time)
     gen = torch.Generator(device=device).manual_seed(seed)
     attn_ms: dict[tuple[int, int, int], float] = {}  # tiles often share a merged length: time it once
@@ -322,8 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
         p.error(f"argument --json: the directory of {args.json!r} does not exist")
 
-    device = args.device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = DTYPES[args.dtype] if args.dtype else (torch.bfloat16 if device.type == "cuda" else torch.float32)
+    device, dtype = _device_and_dtype(args.device, DTYPES.get(args.dtype))
     env = environment(device, dtype, args.min_run_time)
     settings = {
         "configs": {n: {**asdict(CONFIGS[n]), "grid": CONFIGS[n].grid} for n in args.configs},
