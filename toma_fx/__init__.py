@@ -1,9 +1,16 @@
 """toma-fx: ToMA (Token Merge with Attention) for diffusion denoisers, as a torch.compile backend.
 
+    import toma_fx
+    model = torch.compile(model, backend=toma_fx.toma_backend)            # or backend="toma"
+    print(toma_fx.explain(model, *example_args))                          # what would be merged
+
 Importing this package imports torch, and neither Triton nor CUDA.
 """
 
+from toma_fx.backend import toma_backend
+from toma_fx.config import ToMAConfig
+from toma_fx.explain import explain
 from toma_fx.ops import TileLayout
 
-__all__ = ["TileLayout"]
+__all__ = ["TileLayout", "ToMAConfig", "explain", "toma_backend"]
 __version__ = "0.1.0"

@@ -1,0 +1,71 @@
+"""The ToMA pass pipeline, in the order it runs:
+
+    discover   attention and MLP anchors, their token sources and kinds      (discover.py)
+    grid       token grids from position-id inputs                           (grid.py)
+    plan       tile layouts, skips                                           (plan.py)
+    analyse    follow merged tokens from each site; skip what cannot merge   (rewrite.py)
+    group      which sites select destinations and which reuse them          (plan.py)
+    apply      insert select / weights / merge / gather / unmerge nodes      (rewrite.py)
+    verify     run on fake tensors; on any failure the graph is left as it was (verify.py)
+
+`run` never raises for a graph it does not understand: it returns the graph untouched and says why.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+
+from toma_fx.passes.discover import Skip, discover, user_inputs
+from toma_fx.passes.grid import id_grids
+from toma_fx.passes.plan import group, plan
+from toma_fx.passes.rewrite import Rewrite, analyse, apply
+from toma_fx.passes.verify import propagate
+from torch.fx import GraphModule
+
+from toma_fx.config import ToMAConfig
+
+__all__ = ["Result", "run"]
+
+log = logging.getLogger("toma_fx")
+
+
+@dataclass
+class Result:
+    """The (possibly) rewritten graph and what was done to it."""
+
+    gm: GraphModule
+    rewrites: list[Rewrite] = field(default_factory=list)
+    skips: list[Skip] = field(default_factory=list)
+    error: str | None = None
+
+
+def run(gm: GraphModule, example_inputs: list, config: ToMAConfig) -> Result:
+    """Rewrite `gm` for `config`; `gm` itself is never modified."""
+    if config.ratio == 0:
+        return Result(gm)
+    new = copy.deepcopy(gm)  # analyse and rewrite the copy: on any failure the original stays intact
+    candidates, skips = discover(new)
+    sites, plan_skips = plan(candidates, config, id_grids(example_inputs))
+    skips += plan_skips
+    deps = user_inputs(new)
+    rewrites, claimed = [], set()
+    for site in sites:
+        rw = analyse(site, deps, claimed)
+        if isinstance(rw, Skip):
+            skips.append(rw)
+            continue
+        claimed |= rw.interior
+        rewrites.append(rw)
+    if not rewrites:
+        return Result(gm, skips=skips)
+    group([rw.site for rw in rewrites], config)
+    try:
+        apply(new, rewrites)
+        propagate(new, example_inputs)
+    except Exception as e:  # never break the user's compile: fall back to the graph as traced
+        log.warning("toma_fx: rewrite failed verification, compiling the graph unchanged: %s", e)
+        return Result(gm, skips=skips, error=f"{type(e).__name__}: {e}")
+    log.info("toma_fx: merged %d sites, skipped %d", len(rewrites), len(skips))
+    return Result(new, rewrites, skips)

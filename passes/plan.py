@@ -1,0 +1,86 @@
+"""Plan the merge sites: a tile layout for each candidate, and which sites select and which reuse.
+
+`plan` gives each candidate its layout. `group`, run on the sites that survive analysis, decides
+sharing: a group is a run of consecutive sites with the same layout (same token set: a UNet level, or all
+blocks of a DiT). Its first site selects destinations; the rest reuse them when
+`share_destinations` is set, and also the first site's merge weights when `share_weights` is set.
+Candidates the config leaves out, and those too small to gain, are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from toma_fx.passes.discover import Candidate, Skip
+from toma_fx.passes.grid import choose_grid
+from toma_fx.passes.tokens import example
+from torch.fx.experimental.symbolic_shapes import has_free_symbols
+
+from toma_fx.config import ToMAConfig
+from toma_fx.ops.nodes import Layout, tile_layout
+
+__all__ = ["Site", "plan"]
+
+
+@dataclass
+class Site:
+    """A candidate with its layout. `leader` is the index of the site whose destinations it uses
+    (itself when it selects); `weights_from` likewise for merge weights."""
+
+    index: int
+    candidate: Candidate
+    layout: Layout
+    grid_from: str
+    leader: int
+    weights_from: int
+    tau: float
+
+    @property
+    def merged(self) -> int:
+        return tile_layout(self.layout).num_merged
+
+
+def plan(
+    candidates: list[Candidate], config: ToMAConfig, ids: dict[int, tuple[int, int]]
+) -> tuple[list[Site], list[Skip]]:
+    sites: list[Site] = []
+    skips: list[Skip] = []
+    for c in candidates:
+        why = _why_not(c, config)
+        if why:
+            skips.append(Skip(c.path, c.kind, why))
+            continue
+        grid, grid_from = choose_grid(c.n, c.grid, config.grid, ids)
+        th, tw = config.tile
+        if grid is None:
+            layout = ((1, c.n), (1, min(th * tw, c.n)), config.ratio)
+        else:
+            layout = (grid, (min(th, grid[0]), min(tw, grid[1])), config.ratio)
+        if tile_layout(layout).num_merged == c.n:
+            skips.append(Skip(c.path, c.kind, f"tile {layout[1]} keeps every token at ratio {config.ratio}"))
+            continue
+        i = len(sites)
+        sites.append(Site(i, c, layout, grid_from, leader=i, weights_from=i, tau=config.tau))
+    return sites, skips
+
+
+def group(sites: list[Site], config: ToMAConfig) -> None:
+    """Point each site at the site whose destinations (and weights) it uses, in place."""
+    for prev, site in zip([None, *sites], sites):
+        shared = config.share_destinations and prev is not None and prev.layout == site.layout
+        site.leader = prev.leader if shared else site.index
+        site.weights_from = prev.weights_from if shared and config.share_weights else site.index
+
+
+def _why_not(c: Candidate, config: ToMAConfig) -> str | None:
+    if c.kind not in config.kinds:
+        return f"kind {c.kind!r} not in config.kinds"
+    ex = example(c.source)
+    if ex is None or has_free_symbols(ex.shape):
+        return "symbolic token count (the graph was traced with dynamic shapes)"
+    if c.n < config.min_tokens:
+        return f"{c.n} image tokens < min_tokens={config.min_tokens}"
+    if not isinstance(ex, torch.Tensor) or ex.dim() != 3:
+        return "token input is not (batch, tokens, channels)"
+    return None

@@ -1,0 +1,78 @@
+"""`toma_backend`: the torch.compile backend that merges tokens, then hands the graph to Inductor.
+
+    model = torch.compile(model, backend=toma_backend)                      # defaults (ratio 0.5)
+    model = torch.compile(model, backend=toma_backend.configure(ratio=0.25, tile=(8, 8)))
+    model = torch.compile(model, backend="toma", mode="max-autotune")      # by name, after `import toma_fx`
+    model.compile_repeated_blocks(backend=toma_backend.configure(grid=(64, 64)), fullgraph=True)
+
+`mode=` and `options=` given to `torch.compile` reach Inductor unchanged, except option keys starting
+with `toma.` (`options={"toma.ratio": 0.25}`), which override `ToMAConfig` fields: the one way to
+configure the backend when it is named by string.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch.fx import GraphModule
+
+from toma_fx.config import ToMAConfig
+from toma_fx.passes.pipeline import run
+
+__all__ = ["ToMABackend", "toma_backend"]
+
+log = logging.getLogger("toma_fx")
+
+
+class ToMABackend:
+    """A torch.compile backend: Dynamo graph -> ToMA passes -> `inner` compiler.
+
+    Args:
+        config: what to merge; `ToMAConfig()` by default.
+        inner: what compiles the rewritten graph: "inductor" (default), or another registered backend
+            name or backend callable ("aot_eager" runs the rewritten graph without Inductor, for
+            debugging numerics). `mode`/`options` reach only Inductor.
+    """
+
+    def __init__(self, config: ToMAConfig | None = None, *, inner="inductor"):
+        if config is not None and not isinstance(config, ToMAConfig):
+            raise ValueError(f"config must be a ToMAConfig, got {type(config).__name__}")
+        self.config = config or ToMAConfig()
+        self.inner = inner
+
+    def configure(self, config: ToMAConfig | None = None, /, *, inner=None, **changes) -> ToMABackend:
+        """A new backend with `config`, or with this one's config and some `ToMAConfig` fields changed."""
+        base = config if config is not None else self.config
+        if not isinstance(base, ToMAConfig):
+            raise ValueError(f"config must be a ToMAConfig, got {type(base).__name__}")
+        return ToMABackend(base.replace(**changes) if changes else base, inner=inner or self.inner)
+
+    def __call__(self, gm: GraphModule, example_inputs: list, *, mode: str | None = None, options=None):
+        inductor_options, config = self._split_options(options)
+        result = run(gm, example_inputs, config)
+        return self._compile(result.gm, example_inputs, mode, inductor_options)
+
+    def _split_options(self, options) -> tuple[dict, ToMAConfig]:
+        options = dict(options or {})
+        ours = {k[len("toma.") :]: options.pop(k) for k in list(options) if k.startswith("toma.")}
+        return options, self.config.replace(**ours) if ours else self.config
+
+    def _compile(self, gm: GraphModule, example_inputs: list, mode, options: dict):
+        if self.inner == "inductor":
+            from torch._inductor import list_mode_options
+            from torch._inductor.compile_fx import compile_fx
+
+            patches = {**(list_mode_options(mode) if mode else {}), **options}
+            return compile_fx(gm, example_inputs, config_patches=patches or None)
+        inner = torch._dynamo.lookup_backend(self.inner) if isinstance(self.inner, str) else self.inner
+        return inner(gm, example_inputs)
+
+    def __repr__(self) -> str:
+        return f"ToMABackend({self.config}, inner={self.inner!r})"
+
+
+toma_backend = ToMABackend()
+"""The default backend; `toma_backend.configure(...)` makes a configured one."""
+
+torch._dynamo.register_backend(toma_backend, name="toma")

@@ -1,0 +1,119 @@
+"""`ToMAConfig`: every knob of the compiler pass, validated when it is built.
+
+A bad value raises `ValueError` naming the field and the accepted range here, at configuration time,
+never deep inside a compile. The config is data: it round-trips through `to_dict` / `from_dict` (JSON),
+so a benchmark log says exactly what ran.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from dataclasses import dataclass, field
+
+from toma_fx.ops.assignment import DEFAULT_TAU
+
+__all__ = ["REGION_KINDS", "ToMAConfig"]
+
+REGION_KINDS = frozenset({"self", "cross", "joint", "single", "mlp"})
+"""self: q, k, v from one token set. cross: queries from image tokens, keys/values from text (only the
+query side is merged). joint: text and image tokens concatenated (Flux double blocks, SD3; text is never
+merged). single: attention and a parallel MLP on one input (Flux single blocks). mlp: linear ->
+activation -> linear feed-forward."""
+
+
+@dataclass(frozen=True)
+class ToMAConfig:
+    """How `toma_backend` merges tokens.
+
+    Args:
+        ratio: fraction of image tokens removed, in [0, 1). 0.5 is the paper's setting for SDXL and
+            Flux: attention then runs on half the tokens (about 4x fewer attention FLOPs). 0 leaves the
+            graph untouched, exactly as plain `torch.compile` would compile it.
+        tile: `(th, tw)` tile of the token grid, in tokens, each >= 1. Destinations are chosen and tokens
+            merged inside each tile. 4x4 is the authors' Flux setting (256 tiles at 64x64 tokens); larger
+            tiles select better clusters but cost O(S^2) per tile.
+        kinds: region kinds to merge, a subset of `REGION_KINDS` (default: all).
+        min_tokens: merge only token sets of at least this many image tokens, >= 1. Selects the levels
+            of a UNet: SDXL at 1024x1024 has 4096 (64x64) and 1024 (32x32); 2048 merges only the former.
+            Below ~1000 tokens the merge overhead approaches the attention saved (`docs/benchmarks.md`).
+        grid: `(H, W)` token grid of the largest token set, or None to infer it from the graph (a
+            `(B, C, H, W)` map turned into tokens, or Flux's `img_ids`). Smaller levels are derived by
+            halving (rounding up, as stride-2 convs do). Needed for regional compiles of DiTs, whose
+            block graphs cannot see the image; without it, tokens are cut into 1-D stripes of
+            `th * tw` raster tokens.
+        tau: softmax temperature of the merge weights on cosine similarity, > 0. 1000 (the reference
+            code's value) is nearly a hard assignment.
+        share_destinations: consecutive regions with the same token set reuse the destinations
+            selected at the first one (the paper's cross-layer redundancy). False selects at every region.
+        share_weights: regions that share destinations also reuse the first region's merge weights. Off
+            by default: each region weighs its own normed input, which drifts from block to block, and the
+            weights cost only `K/N` of an attention score matmul.
+    """
+
+    ratio: float = 0.5
+    tile: tuple[int, int] = (4, 4)
+    kinds: frozenset[str] = field(default=REGION_KINDS)
+    min_tokens: int = 1024
+    grid: tuple[int, int] | None = None
+    tau: float = DEFAULT_TAU
+    share_destinations: bool = True
+    share_weights: bool = False
+
+    def __post_init__(self) -> None:
+        if not (
+            isinstance(self.ratio, numbers.Real) and not isinstance(self.ratio, bool) and 0 <= self.ratio < 1
+        ):
+            raise ValueError(f"ratio must be a number in [0, 1), got {self.ratio!r}")
+        object.__setattr__(self, "ratio", float(self.ratio))
+        object.__setattr__(self, "tile", _pair("tile", self.tile))
+        if self.grid is not None:
+            object.__setattr__(self, "grid", _pair("grid", self.grid))
+        kinds = {self.kinds} if isinstance(self.kinds, str) else self.kinds
+        try:
+            kinds = frozenset(kinds)
+        except TypeError:
+            kinds = None
+        if kinds is None or not kinds <= REGION_KINDS:
+            raise ValueError(f"kinds must be a subset of {sorted(REGION_KINDS)}, got {self.kinds!r}")
+        object.__setattr__(self, "kinds", kinds)
+        if not (_is_int(self.min_tokens) and self.min_tokens >= 1):
+            raise ValueError(f"min_tokens must be an int >= 1, got {self.min_tokens!r}")
+        if not (isinstance(self.tau, numbers.Real) and 0 < self.tau < float("inf")):
+            raise ValueError(f"tau must be a finite number > 0, got {self.tau!r}")
+        for name in ("share_destinations", "share_weights"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+
+    def replace(self, **changes) -> ToMAConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """JSON-ready: tuples as lists, kinds sorted."""
+        d = dataclasses.asdict(self)
+        d["kinds"] = sorted(self.kinds)
+        d["tile"] = list(self.tile)
+        d["grid"] = None if self.grid is None else list(self.grid)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ToMAConfig:
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown ToMAConfig fields {sorted(unknown)}")
+        return cls(**d)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _pair(name: str, value) -> tuple[int, int]:
+    try:
+        h, w = value
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair of ints >= 1, got {value!r}") from None
+    if not (_is_int(h) and _is_int(w) and h >= 1 and w >= 1):
+        raise ValueError(f"{name} must be a pair of ints >= 1, got {value!r}")
+    return int(h), int(w)

@@ -1,0 +1,155 @@
+"""`explain`: what the ToMA passes would do to a model, without compiling it.
+
+    report = toma_fx.explain(model, **inputs, config=ToMAConfig(ratio=0.5))
+    print(report)                  # regions, skipped candidates, FLOP-ideal speedup
+    print(report.diff)             # unified diff of the graph code before and after
+    report.counts()                # {"self": 4, "cross": 2, "mlp": 4, ...}
+
+The model is traced by Dynamo once and the rewritten graph is run eagerly on the inputs. FLOPs are
+counted on fake tensors (`torch.utils.flop_counter`), per node, so each region's cost before and after
+merging is the sum over the nodes it runs merged plus the nodes ToMA inserted for it.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections import Counter
+from dataclasses import dataclass, field
+
+import torch
+
+from toma_fx.config import ToMAConfig
+from toma_fx.passes.discover import Skip
+from toma_fx.passes.pipeline import run
+from toma_fx.passes.verify import propagate
+
+__all__ = ["Region", "Report", "explain"]
+
+
+@dataclass(frozen=True)
+class Region:
+    """One merged site."""
+
+    path: str
+    kind: str
+    tokens: int
+    text: int
+    grid: str
+    tile: tuple[int, int]
+    destinations: int
+    selection: str
+    flops_before: int
+    flops_after: int
+
+
+@dataclass
+class Report:
+    """What the passes did to every graph Dynamo produced for the model."""
+
+    config: ToMAConfig
+    regions: list[Region] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
+    flops_before: int = 0
+    flops_after: int = 0
+    diff: str = ""
+    errors: list[str] = field(default_factory=list)
+    graphs: int = 0
+
+    @property
+    def speedup(self) -> float:
+        """FLOP-ideal speedup of the whole graph: FLOPs before / FLOPs after."""
+        return self.flops_before / self.flops_after if self.flops_after else 1.0
+
+    def counts(self) -> dict[str, int]:
+        """Merged regions per kind."""
+        return dict(Counter(r.kind for r in self.regions))
+
+    def __str__(self) -> str:
+        head = ["region", "kind", "tokens", "grid", "tile", "dst", "selection", "GFLOP before", "after"]
+        rows = [
+            [
+                r.path,
+                r.kind,
+                f"{r.tokens}+{r.text}" if r.text else str(r.tokens),
+                r.grid,
+                f"{r.tile[0]}x{r.tile[1]}",
+                str(r.destinations),
+                r.selection,
+                f"{r.flops_before / 1e9:.3f}",
+                f"{r.flops_after / 1e9:.3f}",
+            ]
+            for r in self.regions
+        ]
+        lines = [f"ToMA {self.config.to_dict()}", *_table(head, rows)]
+        if self.skipped:
+            lines += [
+                "",
+                "skipped:",
+                *_table(["region", "kind", "why"], [[s.path, s.kind, s.why] for s in self.skipped]),
+            ]
+        lines += [f"error: {e}" for e in self.errors]
+        lines.append(
+            f"\n{len(self.regions)} regions merged in {self.graphs} graph(s); whole graph "
+            f"{self.flops_before / 1e9:.3f} -> {self.flops_after / 1e9:.3f} GFLOP, "
+            f"FLOP-ideal speedup {self.speedup:.2f}x"
+        )
+        return "\n".join(lines)
+
+
+def explain(model: torch.nn.Module, *args, config: ToMAConfig | None = None, **kwargs) -> Report:
+    """Trace `model(*args, **kwargs)` with Dynamo, run the ToMA passes, and report what they did."""
+    config = config or ToMAConfig()
+    report = Report(config)
+
+    def backend(gm, example_inputs):
+        before = propagate(copy.deepcopy(gm), example_inputs, count_flops=True)
+        result = run(gm, example_inputs, config)
+        after = (
+            propagate(copy.deepcopy(result.gm), example_inputs, count_flops=True)
+            if result.rewrites
+            else before
+        )
+        report.graphs += 1
+        report.flops_before += sum(before.values())
+        report.flops_after += sum(after.values())
+        report.skipped += result.skips
+        if result.error:
+            report.errors.append(result.error)
+        for rw in result.rewrites:
+            s, c = rw.site, rw.site.candidate
+            names = [n.name for n in rw.interior]
+            grid, tile, _ = s.layout
+            report.regions.append(
+                Region(
+                    path=c.path,
+                    kind=c.kind,
+                    tokens=c.n,
+                    text=c.before + c.after,
+                    grid=f"{grid[0]}x{grid[1]} ({s.grid_from})",
+                    tile=tile,
+                    destinations=s.merged,
+                    selection="select" if s.leader == s.index else f"reuse #{s.leader}",
+                    flops_before=sum(before.get(n, 0) for n in names),
+                    flops_after=sum(after.get(n, 0) for n in names + rw.inserted),
+                )
+            )
+        report.diff += "".join(
+            difflib.unified_diff(
+                gm.code.splitlines(keepends=True),
+                result.gm.code.splitlines(keepends=True),
+                f"graph {report.graphs - 1} (traced)",
+                f"graph {report.graphs - 1} (ToMA)",
+            )
+        )
+        return result.gm.forward
+
+    with torch.no_grad():
+        torch.compile(model, backend=backend)(*args, **kwargs)
+    return report
+
+
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return [fmt.format(*head), fmt.format(*("-" * w for w in widths)), *(fmt.format(*r) for r in rows)]
