@@ -204,30 +204,65 @@ def _cat_dim(node: Node) -> int:
 
 
 def _map_grid(node: Node) -> tuple[tuple[int, int], Node] | None:
-    """`((H, W), map node)` when `node` `(B, H*W, C)` is a `(B, C, H, W)` or `(B, H, W, C)` map made tokens."""
-    out = example(node)
-    B, L, C = out.shape
-    cur = node
-    for _ in range(3):
-        if cur.op != "call_method" or cur.target not in (
-            "view",
-            "reshape",
-            "flatten",
-            "transpose",
-            "permute",
-        ):
-            return None
+    """`((H, W), map)` when `node` `(B, H*W, C)` is a `(B, C, H, W)` or `(B, H, W, C)` map flattened to tokens.
+
+    The reshapes between the map and `node` are replayed on groups of the map's dims, so that only a
+    token axis made of the map's two spatial dims counts (not, say, heads folded back into channels).
+    """
+    chain, cur = [], node
+    while len(chain) < 3 and cur.op == "call_method" and cur.target in _LAYOUT_METHODS:
+        chain.append(cur)
         cur = cur.args[0]
         ex = example(cur)
         if ex is None:
             return None
-        if ex.dim() == 4 and ex.shape[0] == B:
-            if ex.shape[1] == C and ex.shape[2] * ex.shape[3] == L:
-                return (int(ex.shape[2]), int(ex.shape[3])), cur
-            if ex.shape[3] == C and ex.shape[1] * ex.shape[2] == L:
-                return (int(ex.shape[1]), int(ex.shape[2])), cur
+        if ex.dim() == 4:
+            break
+    else:
+        return None
+    dims = [(d,) for d in range(4)]
+    shape = list(example(cur).shape)
+    for op in reversed(chain):
+        dims, shape = _replay(op, dims, shape)
+        if dims is None:
             return None
+    if dims == [(0,), (2, 3), (1,)]:
+        return (int(example(cur).shape[2]), int(example(cur).shape[3])), cur
+    if dims == [(0,), (1, 2), (3,)]:
+        return (int(example(cur).shape[1]), int(example(cur).shape[2])), cur
     return None
+
+
+_LAYOUT_METHODS = ("view", "reshape", "flatten", "transpose", "permute", "contiguous")
+
+
+def _replay(op: Node, dims: list, shape: list):
+    """Dim groups and shape after `op`, or `(None, None)` for a reshape that is not a pure merge."""
+    args, nd = op.args[1:], len(dims)
+    if op.target == "contiguous":
+        return dims, shape
+    if op.target == "transpose":
+        a, b = (x % nd for x in args[:2])
+        perm = list(range(nd))
+        perm[a], perm[b] = b, a
+    elif op.target == "permute":
+        perm = [p % nd for p in (args[0] if isinstance(args[0], (tuple, list)) else args)]
+    else:
+        out = list(example(op).shape)
+        groups, i = [], 0
+        for size in out:
+            group, p = [], 1
+            while i < nd and (p < size or (not group and size == 1 and shape[i] == 1)):
+                group.append(i)
+                p *= shape[i]
+                i += 1
+            if p != size or not group:
+                return None, None
+            groups.append(group)
+        if i != nd:
+            return None, None
+        return [sum((dims[g] for g in group), ()) for group in groups], out
+    return [dims[p] for p in perm], [shape[p] for p in perm]
 
 
 def _is_text(origin: Origin | None) -> bool:

@@ -78,7 +78,7 @@ def _why_not(c: Candidate, config: ToMAConfig) -> str | None:
         return f"kind {c.kind!r} not in config.kinds"
     ex = example(c.source)
     if ex is None or has_free_symbols(ex.shape):
-        return "symbolic token count (the graph was traced with dynamic shapes)"
+        return "symbolic token count: compile with dynamic=False to merge at every resolution"
     if c.n < config.min_tokens:
         return f"{c.n} image tokens < min_tokens={config.min_tokens}"
     if not isinstance(ex, torch.Tensor) or ex.dim() != 3:

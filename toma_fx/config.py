@@ -87,6 +87,9 @@ class ToMAConfig:
 
     def replace(self, **changes) -> ToMAConfig:
         """A copy with some fields changed (validated again)."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(f"unknown ToMAConfig fields {sorted(unknown)}; fields: {_FIELDS}")
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
@@ -99,10 +102,7 @@ class ToMAConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ToMAConfig:
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown ToMAConfig fields {sorted(unknown)}")
-        return cls(**d)
+        return cls().replace(**d)
 
 
 def _is_int(v) -> bool:
@@ -117,3 +117,6 @@ def _pair(name: str, value) -> tuple[int, int]:
     if not (_is_int(h) and _is_int(w) and h >= 1 and w >= 1):
         raise ValueError(f"{name} must be a pair of ints >= 1, got {value!r}")
     return int(h), int(w)
+
+
+_FIELDS = [f.name for f in dataclasses.fields(ToMAConfig)]

@@ -5,7 +5,8 @@
     print(report.diff)             # unified diff of the graph code before and after
     report.counts()                # {"self": 4, "cross": 2, "mlp": 4, ...}
 
-The model is traced by Dynamo once and the rewritten graph is run eagerly on the inputs. FLOPs are
+Like `torch._dynamo.explain`, it resets Dynamo's caches first (other compiled models recompile on their
+next call). The model is traced by Dynamo once and the rewritten graph is run eagerly on the inputs. FLOPs are
 counted on fake tensors (`torch.utils.flop_counter`), per node, so each region's cost before and after
 merging is the sum over the nodes it runs merged plus the nodes ToMA inserted for it.
 """
@@ -144,8 +145,10 @@ def explain(model: torch.nn.Module, *args, config: ToMAConfig | None = None, **k
         )
         return result.gm.forward
 
+    torch._dynamo.reset()  # as torch._dynamo.explain does: a fresh trace, not a cached or symbolic one
     with torch.no_grad():
-        torch.compile(model, backend=backend)(*args, **kwargs)
+        # dynamic=False: a model compiled before at another shape would otherwise be traced symbolically
+        torch.compile(model, backend=backend, dynamic=False)(*args, **kwargs)
     return report
 
 

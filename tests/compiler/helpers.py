@@ -1,0 +1,82 @@
+"""Shared by the compiler tests: tiny models, a recording inner compiler, fixed destinations."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from toma_fx import toma_backend
+from toma_fx.architectures import build, example_inputs
+from toma_fx.ops import nodes
+
+
+class Recorder:
+    """An inner compiler that keeps the rewritten graphs and runs them eagerly (or via `then`)."""
+
+    def __init__(self, then=None):
+        self.graphs = []
+        self.then = then
+
+    def __call__(self, gm, example_inputs):
+        self.graphs.append(gm)
+        return self.then(gm, example_inputs) if self.then else gm.forward
+
+
+def output(out) -> torch.Tensor:
+    """The sample tensor of a diffusers output, a tuple, or a tensor."""
+    if isinstance(out, torch.Tensor):
+        return out
+    return out[0] if isinstance(out, tuple) else out.sample
+
+
+def tiny(name: str, *, batch: int = 2, latent=(16, 16), dtype=torch.float32):
+    model = build(name, "tiny")
+    model = model if dtype == torch.float32 else model.to(dtype)
+    return model, example_inputs(name, model, batch=batch, latent=latent)
+
+
+def compiled_run(model, inputs, backend, **compile_kwargs) -> torch.Tensor:
+    torch._dynamo.reset()
+    with torch.no_grad():
+        return output(torch.compile(model, backend=backend, fullgraph=True, **compile_kwargs)(**inputs))
+
+
+def strided_select(x, layout, segment):
+    """Destinations that do not depend on values: every other token of each tile (for eager vs compiled)."""
+    L = nodes.tile_layout(layout)
+    parts = []
+    for b in L.blocks:
+        S = b.tile_size
+        idx = torch.linspace(0, S - 1, b.keep).round().long().to(x.device)
+        parts.append(idx.expand(x.shape[0], b.num_tiles, b.keep)[..., None])
+    return L.join_merged(parts)[..., 0]
+
+
+class FixedDestinations(Recorder):
+    """Records the rewritten graph with `strided_select` in place of the selection op."""
+
+    def __call__(self, gm, example_inputs):
+        for node in gm.graph.nodes:
+            if node.target is nodes.select:
+                node.target = strided_select
+        gm.recompile()
+        return super().__call__(gm, example_inputs)
+
+
+def small(**changes):
+    """The backend for tiny models: every token set merged."""
+    return toma_backend.configure(min_tokens=16, **changes)
+
+
+def readable(gm) -> str:
+    """Graph code with Dynamo's long parameter names shortened and comments dropped."""
+    from torch._dynamo.testing import normalize_gm
+
+    code = normalize_gm(gm.print_readable(print_output=False))
+    code = re.sub(r"l_self_(?:modules_)?((?:\w+?_modules_)*\w+?)_parameters_(weight|bias)_", _short, code)
+    return "\n".join(line.rstrip() for line in code.splitlines() if line.strip())
+
+
+def _short(m: re.Match) -> str:
+    return m.group(1).replace("_modules_", ".") + "." + m.group(2)
