@@ -204,7 +204,7 @@ def _cat_dim(node: Node) -> int:
 
 
 def _map_grid(node: Node) -> tuple[tuple[int, int], Node] | None:
-    """`((H, W), map)` when `node` `(B, H*W, C)` is a `(B, C, H, W)` or `(B, H, W, C)` map flattened to tokens.
+    """`((H, W), map)` when `node` `(B, H*W, C)` is a `(B, C, H, W)` or `(B, H, W, C)` map made tokens.
 
     The reshapes between the map and `node` are replayed on groups of the map's dims, so that only a
     token axis made of the map's two spatial dims counts (not, say, heads folded back into channels).

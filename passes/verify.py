@@ -10,7 +10,6 @@ from __future__ import annotations
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx import GraphModule, Interpreter, Node
-from torch.utils.flop_counter import FlopCounterMode
 
 __all__ = ["propagate"]
 
@@ -38,6 +37,8 @@ class _FakeRunner(Interpreter):
         if not self.count_flops or n.op in ("placeholder", "output"):
             out = super().run_node(n)
         else:
+            from torch.utils.flop_counter import FlopCounterMode  # imports Triton: only when counting
+
             with FlopCounterMode(display=False) as counter:
                 out = super().run_node(n)
             self.flops[n.name] = counter.get_total_flops()

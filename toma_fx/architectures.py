@@ -182,7 +182,7 @@ class PlainDiT(nn.Module):
         """`(B, C, H, W), (B,) -> (B, C, H, W)`."""
         B, C, H, W = sample.shape
         x = self.embed(sample).flatten(2).transpose(1, 2)  # (B, N, dim)
-        x = x + self.time(timestep.float()[:, None])[:, None]
+        x = x + self.time(timestep.to(x.dtype)[:, None] / 1000)[:, None]  # timesteps in [0, 1000)
         for block in self.blocks:
             x = block(x)
         x = self.out(self.norm(x))  # (B, N, C * p * p)

@@ -2,7 +2,7 @@
 
     model = torch.compile(model, backend=toma_backend)                      # defaults (ratio 0.5)
     model = torch.compile(model, backend=toma_backend.configure(ratio=0.25, tile=(8, 8)))
-    model = torch.compile(model, backend="toma", mode="max-autotune")      # by name, after `import toma_fx`
+    model = torch.compile(model, backend="toma", mode="max-autotune")      # by name, once installed
     model.compile_repeated_blocks(backend=toma_backend.configure(grid=(64, 64)), fullgraph=True)
 
 `mode=` and `options=` given to `torch.compile` reach Inductor unchanged, except option keys starting
@@ -73,6 +73,5 @@ class ToMABackend:
 
 
 toma_backend = ToMABackend()
-"""The default backend; `toma_backend.configure(...)` makes a configured one."""
-
-torch._dynamo.register_backend(toma_backend, name="toma")
+"""The default backend; `toma_backend.configure(...)` makes a configured one. Registered as "toma" through
+the `torch_dynamo_backends` entry point (pyproject.toml), so importing toma-fx does not import Dynamo."""

@@ -1,0 +1,181 @@
+"""`toma_backend`: numerics against eager and plain torch.compile, shapes, dtypes, regional compile."""
+
+import pytest
+import torch
+from toma_fx.passes import pipeline
+
+import toma_fx
+from toma_fx import ToMAConfig, toma_backend
+from toma_fx.config import REGION_KINDS
+
+from .helpers import FixedDestinations, Recorder, compiled_run, output, small, tiny
+
+ARCHS = ["sdxl", "flux", "sd3", "pixart", "dit", "plain-dit"]
+
+
+def test_ratio_zero_is_plain_torch_compile():
+    model, inputs = tiny("plain-dit")
+    plain = compiled_run(model, inputs, "inductor")
+    ours = compiled_run(model, inputs, small(ratio=0.0))
+    assert torch.equal(plain, ours)
+
+
+def test_ratio_zero_does_not_touch_the_graph():
+    seen = []
+    model, inputs = tiny("flux")
+    compiled_run(
+        model, inputs, lambda gm, ex: seen.append((gm, pipeline.run(gm, ex, ToMAConfig(ratio=0)))) or gm
+    )
+    gm, result = seen[0]
+    assert result.gm is gm and not result.rewrites and not result.skips
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_every_token_a_destination_matches_eager(name, monkeypatch):
+    """With K = S per tile (ratio 0 layouts forced in), merge and unmerge are identities: the plumbing
+    (segments, RoPE gathers, patched reshapes, unmerge placement) must reproduce the model exactly."""
+    from toma_fx.passes import plan as plan_module
+
+    real_plan = plan_module.plan
+
+    def keep_all(candidates, config, ids):
+        sites, skips = real_plan(candidates, config, ids)
+        for s in sites:
+            s.layout = (*s.layout[:2], 0.0)
+        return sites, skips
+
+    monkeypatch.setattr(pipeline, "plan", keep_all)
+    model, inputs = tiny(name)
+    with torch.no_grad():
+        expected = output(model(**inputs))
+    rec = Recorder()
+    got = compiled_run(model, inputs, small(inner=rec))
+    assert any(n.target.__name__ == "merge" for n in rec.graphs[0].graph.nodes if n.op == "call_function")
+    torch.testing.assert_close(got, expected, atol=2e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["flux", "plain-dit"])
+def test_inductor_agrees_with_the_rewritten_graph_run_eagerly(name):
+    """Injected (value-independent) destinations: Inductor's kernels against the same graph in eager."""
+    model, inputs = tiny(name)
+    eager = compiled_run(model, inputs, small(inner=FixedDestinations()))
+    lowered = compiled_run(model, inputs, small(inner=FixedDestinations(then=_inductor)))
+    torch.testing.assert_close(lowered, eager, atol=1e-4, rtol=1e-4)
+    with torch.no_grad():
+        unmerged = output(model(**inputs))
+    assert not torch.allclose(eager, unmerged, atol=1e-4)  # merging did change something
+
+
+def _inductor(gm, example_inputs):
+    from torch._inductor.compile_fx import compile_fx
+
+    return compile_fx(gm, example_inputs)
+
+
+@pytest.mark.parametrize("name", ["sdxl", "flux", "plain-dit"])
+@pytest.mark.parametrize(
+    "batch, latent, dtype",
+    [
+        (1, (16, 16), torch.float32),
+        (3, (16, 16), torch.float32),
+        (2, (48, 32), torch.float32),
+        (2, (16, 16), torch.bfloat16),
+    ],
+)
+def test_shape_and_dtype_preserved(name, batch, latent, dtype):
+    model, inputs = tiny(name, batch=batch, latent=latent, dtype=dtype)
+    with torch.no_grad():
+        expected = output(model(**inputs))
+    rec = Recorder()
+    got = compiled_run(model, inputs, small(inner=rec))
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    assert any(getattr(n.target, "__name__", "") == "unmerge" for n in rec.graphs[0].graph.nodes)
+    assert torch.isfinite(got.float()).all()
+
+
+@pytest.mark.parametrize("name, grid", [("flux", (8, 8)), ("sdxl", None)])
+def test_regional_compile(name, grid):
+    """`compile_repeated_blocks`: one graph per block class, each rewritten, outputs still right-shaped."""
+    model, inputs = tiny(name)
+    with torch.no_grad():
+        expected = output(model(**inputs))
+    rec = Recorder()
+    model.compile_repeated_blocks(backend=small(inner=rec, grid=grid or (16, 16)), fullgraph=True)
+    with torch.no_grad():
+        got = output(model(**inputs))
+    assert got.shape == expected.shape
+    merged = [
+        g for g in rec.graphs if any(getattr(n.target, "__name__", "") == "merge" for n in g.graph.nodes)
+    ]
+    assert merged, "no block graph was rewritten"
+
+
+def test_backend_by_name_with_mode_and_options(monkeypatch):
+    """`mode=` and `options=` reach compile_fx unchanged; `toma.*` options configure ToMA."""
+    import torch._inductor.compile_fx as cfx
+
+    calls = []
+    monkeypatch.setattr(
+        cfx, "compile_fx", lambda gm, ex, config_patches=None: calls.append(config_patches) or gm
+    )
+    model, inputs = tiny("plain-dit")
+    torch.compile(model, backend="toma", mode="max-autotune-no-cudagraphs")(**inputs)
+    assert calls[-1] == torch._inductor.list_mode_options("max-autotune-no-cudagraphs")
+    torch._dynamo.reset()
+    rec = []
+    monkeypatch.setattr(
+        toma_fx.backend, "run", lambda gm, ex, config: rec.append(config) or pipeline.Result(gm)
+    )
+    torch.compile(model, backend="toma", options={"toma.ratio": 0.25, "epilogue_fusion": False})(**inputs)
+    assert calls[-1] == {"epilogue_fusion": False}
+    assert rec[-1].ratio == 0.25
+
+
+def test_symbolic_shapes_are_skipped_with_a_reason():
+    model, inputs = tiny("plain-dit")
+    seen = []
+
+    def backend(gm, ex):
+        seen.append(pipeline.run(gm, ex, ToMAConfig(min_tokens=16)))
+        return gm
+
+    torch._dynamo.reset()
+    with torch.no_grad():
+        torch.compile(model, backend=backend, dynamic=True)(**inputs)
+    assert not seen[0].rewrites
+    assert all("symbolic token count" in s.why for s in seen[0].skips)
+
+
+@pytest.mark.parametrize(
+    "field, value, match",
+    [
+        ("ratio", 1.0, r"ratio must be a number in \[0, 1\)"),
+        ("ratio", -0.1, r"ratio must be"),
+        ("ratio", "0.5", r"ratio must be"),
+        ("tile", (0, 4), r"tile must be a pair of ints >= 1"),
+        ("tile", 4, r"tile must be a pair"),
+        ("grid", (64,), r"grid must be a pair"),
+        ("kinds", {"self", "conv"}, r"kinds must be a subset of"),
+        ("min_tokens", 0, r"min_tokens must be an int >= 1"),
+        ("tau", 0, r"tau must be a finite number > 0"),
+        ("share_weights", "yes", r"share_weights must be True or False"),
+        ("stride", 2, r"unknown ToMAConfig fields \['stride'\]"),
+    ],
+)
+def test_bad_configuration_fails_at_configuration_time(field, value, match):
+    with pytest.raises(ValueError, match=match):
+        toma_backend.configure(**{field: value})
+
+
+def test_config_round_trips_through_json():
+    import json
+
+    c = ToMAConfig(ratio=0.25, tile=(8, 8), kinds={"self", "mlp"}, grid=(64, 48), share_weights=True)
+    assert ToMAConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+    assert ToMAConfig().kinds == REGION_KINDS
+
+
+def test_public_api():
+    assert {"toma_backend", "ToMAConfig", "explain"} <= set(toma_fx.__all__)
+    with pytest.raises(ValueError, match="config must be a ToMAConfig"):
+        toma_backend.configure({"ratio": 0.5})
