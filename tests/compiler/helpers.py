@@ -70,12 +70,14 @@ def small(**changes):
 
 
 def readable(gm) -> str:
-    """Graph code with Dynamo's long parameter names shortened and comments dropped."""
+    """Graph code with comments, the signature and input aliases dropped, and parameter names shortened."""
     from torch._dynamo.testing import normalize_gm
 
     code = normalize_gm(gm.print_readable(print_output=False))
     code = re.sub(r"l_self_(?:modules_)?((?:\w+?_modules_)*\w+?)_parameters_(weight|bias)_", _short, code)
-    return "\n".join(line.rstrip() for line in code.splitlines() if line.strip())
+    code = re.sub(r"def forward\(self, .*\):", "def forward(self, ...):", code)
+    lines = [line.rstrip() for line in code.splitlines() if line.strip()]
+    return "\n".join(line for line in lines if not re.fullmatch(r"\s+\S+ = L_\w+", line))
 
 
 def _short(m: re.Match) -> str:
