@@ -2,6 +2,7 @@
 
     toma-fx demo [--out DIR]        merge quality on real photographs, with a report and a picture
     toma-fx bench ops [...]         time selection, merge and unmerge at SDXL and Flux sizes
+    toma-fx bench model [...]       a denoiser under toma_backend vs plain torch.compile, with the FLOP ideal
 
 User errors print one line and exit non-zero, without a traceback.
 """
@@ -33,7 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     bench = sub.add_parser("bench", help="benchmarks", add_help=False)
-    bench.add_argument("what", choices=["ops"], help="ops: selection, merge and unmerge at model sizes")
+    bench.add_argument(
+        "what",
+        choices=["ops", "model"],
+        help="ops: selection, merge and unmerge at model sizes; model: ToMA vs plain torch.compile",
+    )
     return parser
 
 
@@ -41,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args, rest = _parser().parse_known_args(argv)
     if args.command == "bench":
-        from toma_fx.bench import ops
+        from toma_fx.bench import model, ops
 
-        return ops.main(rest)
+        return {"ops": ops, "model": model}[args.what].main(rest)
     if rest:
         _parser().error(f"unrecognized arguments: {' '.join(rest)}")
     from toma_fx.demo import format_table, run_demo

@@ -19,21 +19,17 @@ ToMA pays `toma_total = select + weights + merge + unmerge` once per block to sa
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import os
-import platform
-import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils import benchmark
 
 from toma_fx import argtypes
+from toma_fx.bench.timing import device_and_dtype, environment, make_timer
 from toma_fx.ops import (
     DEFAULT_TAU,
     TileLayout,
@@ -45,7 +41,7 @@ from toma_fx.ops import (
     unmerge_sdpa,
 )
 
-__all__ = ["CONFIGS", "BenchConfig", "environment", "format_table", "main", "run"]
+__all__ = ["CONFIGS", "BenchConfig", "format_table", "main", "run"]
 
 
 @dataclass(frozen=True)
@@ -69,54 +65,6 @@ CONFIGS = {
     "sdxl-32x32": BenchConfig(tokens=1024, channels=1280, heads=20, text=0),  # 1024px, inner UNet stage
 }
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-TimeFn = Callable[[Callable[[], object]], float]
-
-
-def _device_and_dtype(
-    device: str | torch.device | None, dtype: torch.dtype | None
-) -> tuple[torch.device, torch.dtype]:
-    """Defaults: CUDA when present, bf16 there and fp32 on CPU."""
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    return device, dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
-
-
-def _make_timer(device: torch.device, min_run_time: float) -> tuple[TimeFn, str]:
-    """`(fn -> median ms per call, a description)`, by the device's own clock; min_run_time (s): CPU only."""
-    if device.type == "cpu":
-
-        def time_cpu(fn: Callable[[], object]) -> float:
-            # Warm up first: a cold call (lazy init, first touch of fresh memory) can outlast
-            # min_run_time, and blocked_autorange would keep that slow call as its only sample.
-            fn()
-            timer = benchmark.Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
-            return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
-
-        return time_cpu, f"torch.utils.benchmark blocked_autorange median, min_run_time {min_run_time}s"
-    try:
-        from triton.testing import do_bench
-    except ImportError:
-        do_bench = None
-
-    def time_cuda(fn: Callable[[], object]) -> float:
-        # A call outside the timer: Triton JIT and Inductor compile would skew do_bench's estimate
-        # of how many repetitions fit in its budget.
-        fn()
-        torch.cuda.synchronize()
-        if do_bench is None:  # median of 25 CUDA-event timings (no L2 flush, unlike do_bench)
-            events = [[torch.cuda.Event(enable_timing=True) for _ in range(2)] for _ in range(25)]
-            for start, end in events:
-                start.record()
-                fn()
-                end.record()
-            torch.cuda.synchronize()
-            return statistics.median([start.elapsed_time(end) for start, end in events])
-        try:
-            ms = do_bench(fn, quantiles=[0.5])  # triton >= 2.1: a float for a single quantile
-        except TypeError:
-            ms = do_bench(fn)  # triton 2.0: no `quantiles`; a tuple of percentiles, median first
-        return float(ms[0] if isinstance(ms, (tuple, list)) else ms)
-
-    return time_cuda, "triton.testing.do_bench median" if do_bench else "CUDA events, median of 25"
 
 
 def run(
@@ -136,8 +84,8 @@ def run(
     the SDPA form, so the two forms stay comparable) through `torch.compile`; selection is one custom
     op either way.
     """
-    device, dtype = _device_and_dtype(device, dtype)
-    time_ms, _ = _make_timer(device, min_run_time)
+    device, dtype = device_and_dtype(device, dtype)
+    time_ms, _ = make_timer(device, min_run_time)
     gen = torch.Generator(device=device).manual_seed(seed)
     attn_ms: dict[tuple[int, int, int], float] = {}  # tiles often share a merged length: time it once
 
@@ -203,28 +151,6 @@ def run(
                 }
             )
     return rows
-
-
-def environment(device: torch.device, dtype: torch.dtype, min_run_time: float = 1.0) -> dict:
-    """Device name, versions, dtype and timer, for the report header and the JSON log."""
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        # platform.processor() is often just "x86_64" on Linux; /proc/cpuinfo names the model.
-        info = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []
-        model = next((ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")), None)
-        name = f"CPU {model or platform.machine()}, {torch.get_num_threads()} threads"
-    env = {
-        "device": name,
-        "torch": torch.__version__,
-        "dtype": str(dtype).removeprefix("torch."),
-        "python": platform.python_version(),
-        "timer": _make_timer(device, min_run_time)[1],
-    }
-    if device.type == "cuda":
-        has_triton = importlib.util.find_spec("triton") is not None
-        env["triton"] = importlib.import_module("triton").__version__ if has_triton else None
-    return env
 
 
 _COLUMNS: list[tuple[str, str | Callable[[dict], str]]] = [  # (header, row key or formatter)
@@ -329,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
         p.error(f"argument --json: the directory of {args.json!r} does not exist")
 
-    device, dtype = _device_and_dtype(args.device, DTYPES.get(args.dtype))
+    device, dtype = device_and_dtype(args.device, DTYPES.get(args.dtype))
     env = environment(device, dtype, args.min_run_time)
     settings = {
         "configs": {n: {**asdict(CONFIGS[n]), "grid": CONFIGS[n].grid} for n in args.configs},

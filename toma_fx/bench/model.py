@@ -1,0 +1,123 @@
+"""Model benchmark: one denoiser call under `toma_backend` against the same model under plain
+`torch.compile` (Inductor), in one run, next to the FLOP-ideal speedup from `toma_fx.explain`.
+
+    toma-fx bench model --arch flux --size mid --latent 128x128 --ratio 0.5
+
+Both compiled models are warmed up (compiled) first; then calls alternate plain / ToMA so that drift
+in clock speed or cache state hits both alike. Speedup = plain median / ToMA median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from toma_fx import ToMAConfig, argtypes, explain, toma_backend
+from toma_fx.architectures import ARCHITECTURES, build, example_inputs
+from toma_fx.bench.timing import device_and_dtype, environment
+
+__all__ = ["main", "run"]
+
+
+def run(
+    arch: str,
+    size: str = "mid",
+    *,
+    latent: tuple[int, int] = (128, 128),
+    batch: int = 1,
+    config: ToMAConfig | None = None,
+    device: str | None = None,
+    dtype: torch.dtype | None = None,
+    repeats: int = 10,
+    mode: str | None = None,
+) -> dict:
+    """Median ms per call, plain and ToMA, the measured and FLOP-ideal speedups, and the regions."""
+    config = config or ToMAConfig()
+    dev, dt = device_and_dtype(device, dtype)
+    model = build(arch, size).to(dev, dt)
+    inputs = example_inputs(arch, model, batch=batch, latent=latent)
+    report = explain(model, **inputs, config=config)
+    torch._dynamo.reset()
+    plain = torch.compile(model, backend="inductor", mode=mode, fullgraph=True)
+    ours = torch.compile(model, backend=toma_backend.configure(config), mode=mode, fullgraph=True)
+    timings: dict[str, list[float]] = {"plain": [], "toma": []}
+    with torch.no_grad():
+        for fn in (plain, ours):  # compile and warm up
+            fn(**inputs)
+            fn(**inputs)
+        for _ in range(repeats):
+            for name, fn in (("plain", plain), ("toma", ours)):
+                timings[name].append(_time_call(fn, inputs, dev))
+    plain_ms, toma_ms = (statistics.median(timings[k]) for k in ("plain", "toma"))
+    return {
+        "arch": arch,
+        "size": size,
+        "latent": list(latent),
+        "batch": batch,
+        "config": config.to_dict(),
+        "plain_ms": round(plain_ms, 2),
+        "toma_ms": round(toma_ms, 2),
+        "speedup": round(plain_ms / toma_ms, 3),
+        "flop_ideal_speedup": round(report.speedup, 3),
+        "share_of_ideal": round((plain_ms / toma_ms - 1) / (report.speedup - 1), 3)
+        if report.speedup > 1
+        else None,
+        "regions": report.counts(),
+        "gflop_plain": round(report.flops_before / 1e9, 2),
+        "gflop_toma": round(report.flops_after / 1e9, 2),
+    }
+
+
+def _time_call(fn, inputs: dict, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn(**inputs)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) * 1e3
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="toma-fx bench model", description=__doc__.split("\n\n")[0])
+    p.add_argument("--arch", choices=sorted(ARCHITECTURES), default="flux")
+    p.add_argument("--size", choices=["tiny", "mid", "full"], default="mid")
+    p.add_argument(
+        "--latent", type=argtypes.tile, default=(128, 128), help="latent HxW (pixels / 8), e.g. 128x128"
+    )
+    p.add_argument("--batch", type=argtypes.count, default=1)
+    p.add_argument("--ratio", type=argtypes.ratio, default=0.5)
+    p.add_argument("--tile", type=argtypes.tile, default=(4, 4))
+    p.add_argument("--min-tokens", type=argtypes.count, default=1024)
+    p.add_argument("--repeats", type=argtypes.count, default=10)
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
+    p.add_argument("--mode", default=None, help="torch.compile mode for both models")
+    p.add_argument("--json", metavar="PATH", help="write environment and result to this JSON file")
+    args = p.parse_args(argv)
+    dtype = getattr(torch, args.dtype) if args.dtype else None
+    config = ToMAConfig(ratio=args.ratio, tile=args.tile, min_tokens=args.min_tokens)
+    dev, dt = device_and_dtype(args.device, dtype)
+    env = {
+        **environment(dev, dt),
+        "timer": f"wall clock per call, median of {args.repeats} alternating calls",
+    }
+    print(" | ".join(f"{k}: {v}" for k, v in env.items()))
+    r = run(
+        args.arch, args.size, latent=args.latent, batch=args.batch, config=config, device=args.device,
+        dtype=dtype, repeats=args.repeats, mode=args.mode,
+    )  # fmt: skip
+    shape = f"latent {args.latent[0]}x{args.latent[1]} batch {r['batch']}, ratio {args.ratio}"
+    print(f"{r['arch']} {r['size']} {shape}: plain {r['plain_ms']} ms, ToMA {r['toma_ms']} ms")
+    print(
+        f"speedup {r['speedup']}x, FLOP-ideal {r['flop_ideal_speedup']}x "
+        f"({r['gflop_plain']} -> {r['gflop_toma']} GFLOP), regions {r['regions']}"
+    )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"environment": env, "result": r}, f, indent=2)
+    return 0
