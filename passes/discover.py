@@ -190,6 +190,8 @@ def _origins(gm: GraphModule) -> dict[Node, Origin | None]:
             origins[node] = Origin(grid=found[0], root=found[1])
         elif node.target is torch.cat and _cat_dim(node) % 3 == 1:
             origins[node] = Origin(parts=tuple((example(t).shape[1], origins.get(t)) for t in node.args[0]))
+        elif node.target is operator.getitem and isinstance(node.args[0], Node) and node.args[0] in origins:
+            origins[node] = _sliced(origins[node.args[0]], node.args[1], example(node.args[0]).shape[1])
         else:
             for a in node.all_input_nodes:
                 ea = example(a)
@@ -197,6 +199,22 @@ def _origins(gm: GraphModule) -> dict[Node, Origin | None]:
                     origins[node] = origins[a]
                     break
     return origins
+
+
+def _sliced(origin: Origin | None, index, length: int) -> Origin | None:
+    """Origin of `x[index]` when the index slices the token axis to exactly one part of a concat."""
+    if origin is None or not origin.parts or not isinstance(index, tuple) or len(index) < 2:
+        return None
+    s = index[1]
+    if not isinstance(s, slice) or s.step not in (None, 1) or index[0] != slice(None):
+        return None
+    start, stop, _ = s.indices(length)
+    offset = 0
+    for size, part in origin.parts:
+        if (offset, offset + size) == (start, stop):
+            return part
+        offset += size
+    return None
 
 
 def _cat_dim(node: Node) -> int:

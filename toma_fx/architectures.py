@@ -84,7 +84,7 @@ _FLUX = {
     "tiny": dict(
         in_channels=16,
         num_layers=1,
-        num_single_layers=1,
+        num_single_layers=2,
         attention_head_dim=16,
         num_attention_heads=2,
         joint_attention_dim=32,

@@ -13,10 +13,11 @@ SMALL = ToMAConfig(min_tokens=16)
 
 # Tiny configs at a 16x16 latent. SDXL: 11 BasicTransformerBlocks (1 + 2 down, 2 mid, 4 + 2 up), each
 # self + cross + GEGLU MLP. Flux: one double block (joint attention, image MLP; the text MLP is skipped)
-# and one single block. SD3: two joint blocks. PixArt: two blocks of self + cross + MLP.
+# and two single blocks (the second reads text and image back from the first's slices). SD3: two joint
+# blocks. PixArt: two blocks of self + cross + MLP.
 EXPECTED = {
     "sdxl": {"self": 11, "cross": 11, "mlp": 11},
-    "flux": {"joint": 1, "mlp": 1, "single": 1},
+    "flux": {"joint": 1, "mlp": 1, "single": 2},
     "sd3": {"joint": 2, "mlp": 2},
     "pixart": {"self": 2, "cross": 2, "mlp": 2},
     "dit": {"self": 2, "mlp": 2},

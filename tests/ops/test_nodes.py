@@ -1,0 +1,74 @@
+"""The functions rewritten graphs call: segments of text around the image, any token axis, tables."""
+
+import pytest
+import torch
+
+from toma_fx.ops import nodes
+
+LAYOUTS = [((8, 8), (4, 4), 0.5), ((6, 10), (4, 4), 0.5), ((1, 40), (1, 16), 0.75)]
+
+
+def _tokens(B, n, C, seed=0):
+    return torch.randn(B, n, C, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("before, after", [(0, 0), (5, 0), (0, 3), (2, 4)])
+def test_merge_keeps_text_and_unmerge_restores_the_length(layout, before, after):
+    L = nodes.tile_layout(layout)
+    x = _tokens(2, before + L.num_tokens + after, 8)
+    seg = (1, before, after)
+    dst = nodes.select(x, layout, seg)
+    assert dst.shape == (2, L.num_merged) and dst.dtype == torch.int64
+    w = nodes.weights(x, dst, layout, seg, 1000.0)
+    y = nodes.merge(x, w, layout, seg)
+    assert y.shape == (2, before + L.num_merged + after, 8)
+    torch.testing.assert_close(y[:, :before], x[:, :before])
+    torch.testing.assert_close(y[:, y.shape[1] - after :], x[:, x.shape[1] - after :])
+    back = nodes.unmerge(y, w, layout, seg)
+    assert back.shape == x.shape
+    torch.testing.assert_close(back[:, :before], x[:, :before])
+
+
+def test_unmerge_along_any_axis_matches_the_token_major_form():
+    layout = LAYOUTS[0]
+    L = nodes.tile_layout(layout)
+    x = _tokens(2, 3 + L.num_tokens, 8)
+    w = nodes.weights(x, nodes.select(x, layout, (1, 3, 0)), layout, (1, 3, 0), 1000.0)
+    y = torch.randn(2, 3 + L.num_merged, 4, 6)  # (B, tokens, heads, head_dim)
+    heads_first = nodes.unmerge(y.transpose(1, 2), w, layout, (2, 3, 0))  # (B, heads, tokens, head_dim)
+    token_major = nodes.unmerge(y.flatten(2), w, layout, (1, 3, 0)).unflatten(2, (4, 6))
+    torch.testing.assert_close(heads_first.transpose(1, 2), token_major)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_raster_index_names_the_destination_tokens(layout):
+    L = nodes.tile_layout(layout)
+    x = _tokens(3, L.num_tokens, 8)
+    dst = nodes.select(x, layout, (1, 0, 0))
+    index = nodes.raster_index(dst, L)
+    assert index.shape == dst.shape
+    assert (index < L.num_tokens).all()
+    for b in range(3):  # destinations are distinct tokens
+        assert index[b].unique().numel() == index.shape[1]
+    # with every token kept, the raster indices are every token once
+    full = (layout[0], layout[1], 0.0)
+    Lf = nodes.tile_layout(full)
+    idx = nodes.raster_index(nodes.select(x, full, (1, 0, 0)), Lf)
+    assert torch.equal(idx.sort(dim=1).values, torch.arange(L.num_tokens).expand(3, -1))
+
+
+def test_gather_takes_destination_rows_and_keeps_text_rows():
+    layout = LAYOUTS[1]
+    L = nodes.tile_layout(layout)
+    text = 5
+    table = torch.randn(text + L.num_tokens, 16)  # RoPE-style (tokens, dim), no batch
+    x = _tokens(2, text + L.num_tokens, 8)
+    dst = nodes.select(x, layout, (1, text, 0))
+    # as Flux uses it: table[None, :, None, :] against q of shape (B, tokens, heads, head_dim)
+    got = nodes.gather(table[None, :, None, :], dst, layout, (1, text, 0), 4, 2)
+    assert got.shape == (2, text + L.num_merged, 1, 16)
+    rows = nodes.raster_index(dst, L) + text
+    for b in range(2):
+        torch.testing.assert_close(got[b, :text, 0], table[:text])
+        torch.testing.assert_close(got[b, text:, 0], table[rows[b]])
