@@ -45,6 +45,14 @@ def run(gm: GraphModule, example_inputs: list, config: ToMAConfig) -> Result:
     """Rewrite `gm` for `config`; `gm` itself is never modified."""
     if config.ratio == 0:
         return Result(gm)
+    try:
+        return _run(gm, example_inputs, config)
+    except Exception as e:  # never break the user's compile: fall back to the graph as traced
+        log.warning("toma_fx: rewrite failed, compiling the graph unchanged: %s: %s", type(e).__name__, e)
+        return Result(gm, error=f"{type(e).__name__}: {e}")
+
+
+def _run(gm: GraphModule, example_inputs: list, config: ToMAConfig) -> Result:
     new = copy.deepcopy(gm)  # analyse and rewrite the copy: on any failure the original stays intact
     candidates, skips = discover(new)
     sites, plan_skips = plan(candidates, config, id_grids(example_inputs))
@@ -61,11 +69,7 @@ def run(gm: GraphModule, example_inputs: list, config: ToMAConfig) -> Result:
     if not rewrites:
         return Result(gm, skips=skips)
     group([rw.site for rw in rewrites], config)
-    try:
-        apply(new, rewrites)
-        propagate(new, example_inputs)
-    except Exception as e:  # never break the user's compile: fall back to the graph as traced
-        log.warning("toma_fx: rewrite failed verification, compiling the graph unchanged: %s", e)
-        return Result(gm, skips=skips, error=f"{type(e).__name__}: {e}")
+    apply(new, rewrites)
+    propagate(new, example_inputs)
     log.info("toma_fx: merged %d sites, skipped %d", len(rewrites), len(skips))
     return Result(new, rewrites, skips)

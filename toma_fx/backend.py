@@ -51,7 +51,17 @@ class ToMABackend:
     def __call__(self, gm: GraphModule, example_inputs: list, *, mode: str | None = None, options=None):
         inductor_options, config = self._split_options(options)
         result = run(gm, example_inputs, config)
-        return self._compile(result.gm, example_inputs, mode, inductor_options)
+        if result.gm is gm:
+            return self._compile(gm, example_inputs, mode, inductor_options)
+        try:
+            return self._compile(result.gm, example_inputs, mode, inductor_options)
+        except Exception as e:  # a lowering failure on the rewrite must not cost the user the compile
+            log.warning(
+                "toma_fx: compiling the rewritten graph failed (%s: %s); compiling it unchanged",
+                type(e).__name__,
+                e,
+            )
+            return self._compile(gm, example_inputs, mode, inductor_options)
 
     def _split_options(self, options) -> tuple[dict, ToMAConfig]:
         options = dict(options or {})

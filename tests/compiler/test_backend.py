@@ -179,3 +179,28 @@ def test_public_api():
     assert {"toma_backend", "ToMAConfig", "explain"} <= set(toma_fx.__all__)
     with pytest.raises(ValueError, match="config must be a ToMAConfig"):
         toma_backend.configure({"ratio": 0.5})
+
+
+def test_a_failing_pass_leaves_the_graph_as_traced(monkeypatch):
+    def broken(gm):
+        raise RuntimeError("a bug in discovery")
+
+    monkeypatch.setattr(pipeline, "discover", broken)
+    model, inputs = tiny("plain-dit")
+    rec = Recorder()
+    got = compiled_run(model, inputs, small(inner=rec))
+    with torch.no_grad():
+        torch.testing.assert_close(got, output(model(**inputs)))
+    assert not any(getattr(n.target, "__name__", "") == "merge" for n in rec.graphs[0].graph.nodes)
+
+
+def test_a_failing_lowering_falls_back_to_the_traced_graph():
+    def inner(gm, example_inputs):
+        if any(getattr(n.target, "__name__", "") == "merge" for n in gm.graph.nodes):
+            raise RuntimeError("lowering failed")
+        return gm.forward
+
+    model, inputs = tiny("plain-dit")
+    got = compiled_run(model, inputs, small(inner=inner))
+    with torch.no_grad():
+        torch.testing.assert_close(got, output(model(**inputs)))
