@@ -121,8 +121,8 @@ def follow(node: Node, merged: dict[Node, Tokens], n: int, m: int, is_table) -> 
             return _cat(node, merged, n)
         if t is torch.stack:
             return _stack(node, merged)
-        if t in (torch.reshape,):
-            return _reshape(node, merged, n, m, sizes_from=1)
+        if t is torch.reshape:
+            return _reshape(node, merged, n, m)
         if t in (torch.transpose, torch.permute, torch.flatten, torch.unsqueeze, torch.squeeze):
             return _layout_op(node, merged, t.__name__)
         return Stop(f"unknown op {getattr(t, '__name__', t)}")
@@ -133,7 +133,7 @@ def follow(node: Node, merged: dict[Node, Tokens], n: int, m: int, is_table) -> 
         if name in _BINARY_METHODS:
             return _binary(node, merged, n, is_table)
         if name in ("view", "reshape"):
-            return _reshape(node, merged, n, m, sizes_from=1)
+            return _reshape(node, merged, n, m)
         if name == "expand":
             return _expand(node, merged, n, m)
         if name in ("transpose", "permute", "flatten", "unflatten", "unsqueeze", "squeeze", "movedim"):
@@ -299,7 +299,7 @@ def _stack(node, merged) -> Flow | Stop:
     return Flow(_insert_dims(ref, [dim]))
 
 
-def _reshape(node, merged, n, m, sizes_from) -> Flow | Stop:
+def _reshape(node, merged, n, m) -> Flow | Stop:
     tok = _only_first(node, merged)
     src, out = example(node.args[0]), example(node)
     if tok is None or src is None or out is None:
@@ -308,7 +308,7 @@ def _reshape(node, merged, n, m, sizes_from) -> Flow | Stop:
     batch = _kept_axis(src.shape, out.shape, tok.batch)
     if axis is None or batch is None:
         return Stop("reshape folding the token or batch axis")
-    sizes = node.args[sizes_from:]
+    sizes = node.args[1:]
     packed = len(sizes) == 1 and isinstance(sizes[0], (tuple, list, torch.Size))
     sizes = list(sizes[0] if packed else sizes)
     if len(sizes) != out.dim() or not all(isinstance(s, int) for s in sizes):
@@ -398,9 +398,10 @@ def _split(node, merged, n, m) -> Flow | Stop:
     if tok is None:
         return Stop("split of merged tokens as a non-input argument")
     name, args = node.target, node.args[1:]
-    dim = args[1] if len(args) > 1 else node.kwargs.get("dim", 0 if name != "chunk" else 0)
     if name == "unbind":
         dim = args[0] if args else node.kwargs.get("dim", 0)
+    else:
+        dim = args[1] if len(args) > 1 else node.kwargs.get("dim", 0)
     dim %= tok.ndim
     if dim == tok.batch:
         return Stop(f"{name} along the batch axis")
