@@ -39,8 +39,8 @@ def test_passes_install_as_a_subpackage_only(tmp_path):
     "argv, message",
     [
         (["demo", "--ratios", "1.5"], "ratio must be in [0, 1)"),
-        (["demo", "--tile", "4y"], "tile must look like 4x4"),
-        (["demo", "--tile", "0x4"], "tile sides must be >= 1"),
+        (["demo", "--tile", "4y"], "argument --tile: must look like 4x4"),
+        (["demo", "--tile", "0x4"], "argument --tile: sides must be >= 1"),
         (["demo", "--tile", "100x4"], "tile must fit in the grid"),
         (["nonsense"], "invalid choice"),
     ],

@@ -7,15 +7,15 @@ import argparse
 
 
 def tile(text: str) -> tuple[int, int]:
-    """'4x4' -> (4, 4)."""
+    """'4x4' -> (4, 4): a tile, or any height x width (argparse prefixes the flag's name)."""
     try:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"tile must look like 4x4 (two positive ints), got {text!r}"
+            f"must look like 4x4 (height x width, positive ints), got {text!r}"
         ) from None
     if h < 1 or w < 1:
-        raise argparse.ArgumentTypeError(f"tile sides must be >= 1, got {text!r}")
+        raise argparse.ArgumentTypeError(f"sides must be >= 1, got {text!r}")
     return h, w
 
 
