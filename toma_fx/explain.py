@@ -100,7 +100,9 @@ class Report:
 
 def explain(model: torch.nn.Module, *args, config: ToMAConfig | None = None, **kwargs) -> Report:
     """Trace `model(*args, **kwargs)` with Dynamo, run the ToMA passes, and report what they did."""
-    config = config or ToMAConfig()
+    config = ToMAConfig() if config is None else config
+    if not isinstance(config, ToMAConfig):
+        raise ValueError(f"config must be a ToMAConfig, got {type(config).__name__}")
     report = Report(config)
 
     def backend(gm, example_inputs):

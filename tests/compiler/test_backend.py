@@ -180,6 +180,8 @@ def test_public_api():
     assert {"toma_backend", "ToMAConfig", "explain"} <= set(toma_fx.__all__)
     with pytest.raises(ValueError, match="config must be a ToMAConfig"):
         toma_backend.configure({"ratio": 0.5})
+    with pytest.raises(ValueError, match="config must be a ToMAConfig"):
+        toma_fx.explain(torch.nn.Linear(2, 2), torch.randn(1, 2), config={"ratio": 0.5})
 
 
 def test_a_failing_pass_leaves_the_graph_as_traced(monkeypatch):
