@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from toma_fx.ops import nodes
+from toma_fx.ops import gather_positions, nodes
 
 LAYOUTS = [((8, 8), (4, 4), 0.5), ((6, 10), (4, 4), 0.5), ((1, 40), (1, 16), 0.75)]
 
@@ -41,23 +41,6 @@ def test_unmerge_along_any_axis_matches_the_token_major_form():
     torch.testing.assert_close(heads_first.transpose(1, 2), token_major)
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
-def test_raster_index_names_the_destination_tokens(layout):
-    L = nodes.tile_layout(layout)
-    x = _tokens(3, L.num_tokens, 8)
-    dst = nodes.select(x, layout, (1, 0, 0))
-    index = nodes.raster_index(dst, L)
-    assert index.shape == dst.shape
-    assert (index < L.num_tokens).all()
-    for b in range(3):  # destinations are distinct tokens
-        assert index[b].unique().numel() == index.shape[1]
-    # with every token kept, the raster indices are every token once
-    full = (layout[0], layout[1], 0.0)
-    Lf = nodes.tile_layout(full)
-    idx = nodes.raster_index(nodes.select(x, full, (1, 0, 0)), Lf)
-    assert torch.equal(idx.sort(dim=1).values, torch.arange(L.num_tokens).expand(3, -1))
-
-
 def test_gather_takes_destination_rows_and_keeps_text_rows():
     layout = LAYOUTS[1]
     L = nodes.tile_layout(layout)
@@ -68,7 +51,19 @@ def test_gather_takes_destination_rows_and_keeps_text_rows():
     # as Flux uses it: table[None, :, None, :] against q of shape (B, tokens, heads, head_dim)
     got = nodes.gather(table[None, :, None, :], dst, layout, (1, text, 0), 4, 2)
     assert got.shape == (2, text + L.num_merged, 1, 16)
-    rows = nodes.raster_index(dst, L) + text
+    # the image rows are the table's rows at the destinations, as `gather_positions` gives them
+    rows = gather_positions(table[text:], [d[..., 0] for d in L.split_merged(dst[..., None])], L)
     for b in range(2):
         torch.testing.assert_close(got[b, :text, 0], table[:text])
-        torch.testing.assert_close(got[b, text:, 0], table[rows[b]])
+        torch.testing.assert_close(got[b, text:, 0], rows[b])
+
+
+def test_gathered_positions_are_distinct_tokens():
+    layout = LAYOUTS[1]
+    L = nodes.tile_layout(layout)
+    x = _tokens(3, L.num_tokens, 8)
+    dst = nodes.select(x, layout, (1, 0, 0))
+    ids = nodes.gather(torch.arange(L.num_tokens), dst, layout, (1, 0, 0), 2, 3)  # (B, Nm) raster ids
+    assert ids.shape == (3, L.num_merged)
+    for b in range(3):
+        assert ids[b].unique().numel() == L.num_merged

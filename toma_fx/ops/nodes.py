@@ -26,6 +26,7 @@ import functools
 import torch
 
 from toma_fx.ops import assignment
+from toma_fx.ops.positions import gather_positions
 from toma_fx.ops.select import select_destinations
 from toma_fx.ops.tiles import TileLayout
 
@@ -91,29 +92,13 @@ def gather(
     L = tile_layout(layout)
     axis, before, after = segment
     t = table.reshape((1,) * (ndim - table.dim()) + tuple(table.shape))
-    t = t.expand(batch, *t.shape[1:])
-    image = t.narrow(axis, before, L.num_tokens)
-    index = raster_index(dst, L)  # (B, Nm)
-    shape = [1] * ndim
-    shape[0], shape[axis] = batch, index.shape[1]
-    expanded = list(image.shape)
-    expanded[axis] = index.shape[1]
-    rows = image.gather(axis, index.reshape(shape).expand(expanded))
-    if not before and not after:
-        return rows
-    return torch.cat(
-        [t.narrow(axis, 0, before), rows, t.narrow(axis, t.shape[axis] - after, after)], dim=axis
-    )
-
-
-def raster_index(dst: torch.Tensor, L: TileLayout) -> torch.Tensor:
-    """Tile-local destination indices `(B, Nm)` -> raster indices into the `N` image tokens `(B, Nm)`."""
-    B = dst.shape[0]
-    raster = torch.arange(L.num_tokens, device=dst.device).expand(B, -1)[..., None]
-    slots = [t[..., 0] for t in L.split(raster)]  # [(B, T_i, S_i)]: the raster index of each tile slot
-    return L.join_merged([s.gather(2, i)[..., None] for s, i in zip(slots, _split(dst, L), strict=True)])[
-        ..., 0
-    ]
+    t = t.expand(batch, *t.shape[1:]).movedim(axis, 1)  # (B, L, ...): tokens second
+    rest = t.shape[2:]
+    image = t.narrow(1, before, L.num_tokens).reshape(batch, L.num_tokens, -1)
+    rows = gather_positions(image, _split(dst, L), L).reshape(batch, -1, *rest)
+    if before or after:
+        rows = torch.cat([t[:, :before], rows, t[:, t.shape[1] - after :]], dim=1)
+    return rows.movedim(1, axis)
 
 
 def _image(x: torch.Tensor, L: TileLayout, segment: Segment) -> torch.Tensor:
