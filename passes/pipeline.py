@@ -26,7 +26,7 @@ from torch.fx import GraphModule
 
 from toma_fx.config import ToMAConfig
 
-__all__ = ["Result", "run"]
+__all__ = ["Result", "copy_graph", "run"]
 
 log = logging.getLogger("toma_fx")
 
@@ -53,7 +53,7 @@ def run(gm: GraphModule, example_inputs: list, config: ToMAConfig) -> Result:
 
 
 def _run(gm: GraphModule, example_inputs: list, config: ToMAConfig) -> Result:
-    new = copy.deepcopy(gm)  # analyse and rewrite the copy: on any failure the original stays intact
+    new = copy_graph(gm)  # analyse and rewrite the copy: on any failure the original stays intact
     candidates, skips = discover(new)
     sites, plan_skips = plan(candidates, config, id_grids(example_inputs))
     skips += plan_skips
@@ -73,3 +73,16 @@ def _run(gm: GraphModule, example_inputs: list, config: ToMAConfig) -> Result:
     propagate(new, example_inputs)
     log.info("toma_fx: merged %d sites, skipped %d", len(rewrites), len(skips))
     return Result(new, rewrites, skips)
+
+
+def copy_graph(gm: GraphModule) -> GraphModule:
+    """A deep copy that keeps what AOTAutograd reads from a Dynamo graph: the sources of the inputs,
+    which mark parameters static (cudagraphs would otherwise copy every weight on every replay)."""
+    new = copy.deepcopy(gm)
+    if hasattr(gm, "_param_name_to_source"):
+        new._param_name_to_source = gm._param_name_to_source
+    old_inputs = gm.graph.find_nodes(op="placeholder")
+    for old, node in zip(old_inputs, new.graph.find_nodes(op="placeholder")):
+        if hasattr(old, "_dynamo_source"):
+            node._dynamo_source = old._dynamo_source
+    return new

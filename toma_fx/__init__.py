@@ -3,6 +3,7 @@
     import toma_fx
     model = torch.compile(model, backend=toma_fx.toma_backend)            # or backend="toma"
     print(toma_fx.explain(model, *example_args))                          # what would be merged
+    with toma_fx.step(i): model(x, t)                                     # for reuse across steps
 
 Importing this package imports torch, and neither Triton nor CUDA.
 """
@@ -11,6 +12,7 @@ from toma_fx.backend import toma_backend
 from toma_fx.config import ToMAConfig
 from toma_fx.explain import explain
 from toma_fx.ops import TileLayout
+from toma_fx.steps import reset_steps, step, track_steps
 
-__all__ = ["TileLayout", "ToMAConfig", "explain", "toma_backend"]
+__all__ = ["TileLayout", "ToMAConfig", "explain", "reset_steps", "step", "toma_backend", "track_steps"]
 __version__ = "0.1.0"

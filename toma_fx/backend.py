@@ -18,6 +18,7 @@ import torch
 from torch.fx import GraphModule
 
 from toma_fx.config import ToMAConfig
+from toma_fx.dispatch import compile_merged
 from toma_fx.passes.pipeline import run
 
 __all__ = ["ToMABackend", "toma_backend"]
@@ -54,7 +55,13 @@ class ToMABackend:
         if result.gm is gm:
             return self._compile(gm, example_inputs, mode, inductor_options)
         try:
-            return self._compile(result.gm, example_inputs, mode, inductor_options)
+            return compile_merged(
+                result,
+                gm,
+                example_inputs,
+                config,
+                lambda g, inputs: self._compile(g, inputs, mode, inductor_options),
+            )
         except Exception as e:  # a lowering failure on the rewrite must not cost the user the compile
             log.warning(
                 "toma_fx: compiling the rewritten graph failed (%s: %s); compiling it unchanged",

@@ -49,6 +49,19 @@ class ToMAConfig:
         share_weights: regions that share destinations also reuse the first region's merge weights. Off
             by default: each region weighs its own normed input, which drifts from block to block, and the
             weights cost only `K/N` of an attention score matmul.
+
+    The sampling schedule (`toma_fx.schedule`; steps count denoiser evaluations of one generation, from 0):
+
+        warmup_steps: the first steps run unmerged, >= 0.
+        merge_every: after warm-up, merge on every n-th step and run the others unmerged, >= 1. The
+            reference Flux script uses 3.
+        select_every: on merged steps, select destinations at least every n steps and reuse the kept
+            ones in between, >= 1. 1 selects on every merged step.
+        reuse_weights: on steps that reuse destinations, also reuse the merge weights kept with them
+            instead of recomputing them from the current features.
+
+    Each default and the measurement behind it is in `docs/schedule.md`. Any schedule other than the
+    default needs to know the step: `toma_fx.step`, `toma_fx.track_steps(pipe)`, or counted calls.
     """
 
     ratio: float = 0.5
@@ -59,6 +72,10 @@ class ToMAConfig:
     tau: float = DEFAULT_TAU
     share_destinations: bool = True
     share_weights: bool = False
+    warmup_steps: int = 0
+    merge_every: int = 1
+    select_every: int = 1
+    reuse_weights: bool = False
 
     def __post_init__(self) -> None:
         if not (
@@ -81,7 +98,11 @@ class ToMAConfig:
             raise ValueError(f"min_tokens must be an int >= 1, got {self.min_tokens!r}")
         if not (isinstance(self.tau, numbers.Real) and 0 < self.tau < float("inf")):
             raise ValueError(f"tau must be a finite number > 0, got {self.tau!r}")
-        for name in ("share_destinations", "share_weights"):
+        for name, low in (("warmup_steps", 0), ("merge_every", 1), ("select_every", 1)):
+            value = getattr(self, name)
+            if not (_is_int(value) and value >= low):
+                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        for name in ("share_destinations", "share_weights", "reuse_weights"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
@@ -99,6 +120,11 @@ class ToMAConfig:
         d["tile"] = list(self.tile)
         d["grid"] = None if self.grid is None else list(self.grid)
         return d
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether calls differ by step: True unless every step merges and selects."""
+        return (self.warmup_steps, self.merge_every, self.select_every) != (0, 1, 1)
 
     @classmethod
     def from_dict(cls, d: dict) -> ToMAConfig:

@@ -1,0 +1,125 @@
+"""Graph variants that carry destinations and merge weights between calls, for reuse across steps.
+
+From one rewritten graph, three variants differ only in where the selection and the weights come from:
+
+    variant   destinations                  merge weights                 extra outputs
+    select    computed (`nodes.select`)     computed                      destinations, kept weights
+    reuse     extra inputs                  computed                      kept weights
+    keep      extra inputs                  extra inputs                  none
+
+Each is compiled once; `toma_fx.dispatch` picks one per call, so a reuse step runs no selection op and
+nothing recompiles. Extra inputs follow the graph's own placeholders and extra outputs follow its
+outputs, so parameters keep their positions (cudagraphs treats them as static) and the first outputs are
+exactly the model's. A `Slot` names each carried tensor:
+
+    Slot(site, "dst", 0)        (B, Nm) int64   the destinations of a leader site
+    Slot(site, "weights", j)    (B, T_j, K_j, S_j) fp32   element j of a site's merge-weight list
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+
+import torch
+from toma_fx.passes.pipeline import Result, copy_graph
+from toma_fx.passes.verify import propagate
+from torch.fx import GraphModule, Node, map_arg
+
+from toma_fx.ops import nodes
+
+__all__ = ["Slot", "Variant", "block_key", "build", "looks_like_one_block"]
+
+VARIANTS = {"select": (True, True), "reuse": (False, True), "keep": (False, False)}
+"""name -> (destinations computed in the graph, weights computed in the graph)"""
+
+
+@dataclass(frozen=True)
+class Slot:
+    site: int
+    part: str  # "dst" or "weights"
+    item: int = 0
+
+
+@dataclass
+class Variant:
+    name: str
+    gm: GraphModule
+    example_inputs: list
+    inputs: list[Slot]  # extra inputs, after the graph's own
+    outputs: list[Slot]  # extra outputs, after the model's
+    num_outputs: int  # the model's outputs
+
+
+def build(result: Result, example_inputs: list, name: str, *, emit_weights: bool) -> Variant:
+    """The `name` variant of `result.gm`; `emit_weights` returns computed weights as extra outputs."""
+    computes_dst, computes_weights = VARIANTS[name]
+    gm = copy_graph(result.gm)
+    graph = gm.graph
+    selects = _tagged(gm, nodes.select)
+    weights = _tagged(gm, nodes.weights)
+    placeholders = list(graph.find_nodes(op="placeholder"))
+    extra_in: list[tuple[Slot, Node, torch.Tensor]] = []
+    extra_out: list[tuple[Slot, Node]] = []
+
+    def add_input(slot: Slot, like: torch.Tensor) -> Node:
+        last = extra_in[-1][1] if extra_in else placeholders[-1]
+        with graph.inserting_after(last):
+            p = graph.placeholder(f"toma_{slot.part}_{slot.site}_{slot.item}")
+        p._dynamo_source = None  # AOTAutograd expects every placeholder of a Dynamo graph to carry one
+        extra_in.append((slot, p, like))
+        return p
+
+    for site, node in selects.items():
+        if computes_dst:
+            extra_out.append((Slot(site, "dst"), node))
+        else:
+            node.replace_all_uses_with(add_input(Slot(site, "dst"), node.meta["example_value"]))
+            graph.erase_node(node)
+    for site, node in weights.items():
+        parts = node.meta["example_value"]
+        if computes_weights:
+            if emit_weights:
+                last = node
+                for j in range(len(parts)):
+                    with graph.inserting_after(last):
+                        last = graph.call_function(operator.getitem, (node, j))
+                    extra_out.append((Slot(site, "weights", j), last))
+        else:
+            given = [add_input(Slot(site, "weights", j), t) for j, t in enumerate(parts)]
+            for user in list(node.users):
+                user.args = map_arg(user.args, lambda a, node=node, given=given: given if a is node else a)
+            graph.erase_node(node)
+
+    out = graph.output_node()
+    returned = out.args[0]
+    if not isinstance(returned, (tuple, list)):
+        raise ValueError("the graph does not return a tuple of outputs")
+    out.args = (tuple(returned) + tuple(n for _, n in extra_out),)
+    graph.lint()
+    gm.recompile()
+    inputs = [*example_inputs, *(torch.zeros(t.shape, dtype=t.dtype, device=t.device) for *_, t in extra_in)]
+    propagate(gm, inputs)
+    return Variant(name, gm, inputs, [s for s, *_ in extra_in], [s for s, _ in extra_out], len(returned))
+
+
+def block_key(result: Result) -> int | None:
+    """Index of the graph input that identifies the block of the first leader site (the weight of its
+    first projection), or None when that weight is not an input. Under regional compilation one graph
+    serves many blocks: the weight tells them apart, and stays the same across recompiles."""
+    first = min(result.rewrites, key=lambda rw: rw.site.index)
+    weight = min(first.consumers).args[1]
+    placeholders = list(first.consumers[0].graph.find_nodes(op="placeholder"))
+    return placeholders.index(weight) if weight in placeholders else None
+
+
+def looks_like_one_block(result: Result) -> bool:
+    """One selection group with at most one site per kind: a block graph (regional compilation), whose
+    calls in a step can share destinations like the sites of a whole-model graph share them in-graph."""
+    sites = [rw.site for rw in result.rewrites]
+    kinds = [s.candidate.kind for s in sites]
+    return len({s.leader for s in sites}) == 1 and len(set(kinds)) == len(kinds)
+
+
+def _tagged(gm: GraphModule, target) -> dict[int, Node]:
+    return {n.meta["toma_site"]: n for n in gm.graph.find_nodes(op="call_function", target=target)}

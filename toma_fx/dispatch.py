@@ -1,0 +1,150 @@
+"""The function the backend returns for a merged graph: each call runs the variant its step asks for.
+
+Per call, in plain Python outside the compiled code (no guard sees the step, so nothing recompiles):
+
+    now = steps.now(block)                       step, generation, CFG branch
+    schedule.decide(config, now.index)           off | select | reuse
+      off                        the unmerged graph
+      after a group head         its destinations: `reuse` (or `keep` with shared/kept weights)
+      reuse, kept destinations   `reuse` (or `keep` with `reuse_weights`)
+      otherwise                  `select`, which returns fresh destinations to keep
+
+Carried tensors are cloned as they leave a compiled call: under `mode="reduce-overhead"` outputs live
+in the CUDA graph's memory pool, and a later replay would overwrite them. What is kept lives in
+`toma_fx.state`, keyed by the block, so it survives regional compilation and recompiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from toma_fx import steps
+from toma_fx.config import ToMAConfig
+from toma_fx.passes.pipeline import Result
+from toma_fx.passes.variants import Slot, Variant, block_key, build, looks_like_one_block
+from toma_fx.schedule import Decision, decide
+from toma_fx.state import STATE, Chain, Kept
+
+__all__ = ["Compiled", "Dispatcher", "compile_merged", "needed_variants"]
+
+
+def compile_merged(result: Result, traced, example_inputs: list, config: ToMAConfig, compile_fn: Callable):
+    """The callable for a merged graph: the compiled rewrite alone when every call selects and no other
+    block follows it, else a `Dispatcher` over the variants the config can use, each compiled once by
+    `compile_fn(gm, example_inputs)`."""
+    chains = config.share_destinations and looks_like_one_block(result)
+    if not config.scheduled and not chains:
+        return compile_fn(result.gm, example_inputs)
+    names = needed_variants(config, chains)
+    emit = emits_weights(config, chains)
+    variants = {}
+    for name in names:
+        if name != "off":
+            v = build(result, example_inputs, name, emit_weights=emit)
+            variants[name] = Compiled(compile_fn(v.gm, v.example_inputs), v)
+    off = compile_fn(traced, example_inputs) if "off" in names else None
+    lead = min((rw.site for rw in result.rewrites), key=lambda s: s.index)
+    chain = (lead.index, lead.layout) if chains else None
+    return Dispatcher(config, variants, off, block_key(result), chain)
+
+
+def needed_variants(config: ToMAConfig, chains: bool) -> list[str]:
+    """The variants a dispatcher with `config` can call (`chains`: its graph holds one block)."""
+    reuses = config.select_every > config.merge_every  # else every merged step selects
+    names = ["select"]
+    if (reuses and not config.reuse_weights) or (chains and not config.share_weights):
+        names.append("reuse")
+    if (reuses and config.reuse_weights) or (chains and config.share_weights):
+        names.append("keep")
+    if config.warmup_steps or config.merge_every > 1:
+        names.append("off")
+    return names
+
+
+def emits_weights(config: ToMAConfig, chains: bool) -> bool:
+    """Whether computed merge weights must leave the graph to be kept or passed on."""
+    return config.reuse_weights or (chains and config.share_weights)
+
+
+@dataclass
+class Compiled:
+    fn: Callable
+    variant: Variant
+
+    def fits(self, given: dict) -> bool:
+        """`given` holds a tensor of the traced shape and dtype for every extra input."""
+        for slot, like in zip(self.variant.inputs, self.variant.example_inputs[-len(self.variant.inputs) :]):
+            t = given.get(slot)
+            if t is None or t.shape != like.shape or t.dtype != like.dtype:
+                return False
+        return True
+
+
+class Dispatcher:
+    """Calls the compiled variants of one merged graph by the schedule.
+
+    Args:
+        config: the schedule and sharing knobs.
+        variants: compiled "select", and those of "reuse", "keep" that `needed_variants` lists.
+        off: the compiled unmerged graph, when the schedule has unmerged steps.
+        key_index: the input that identifies the block (`variants.block_key`), or None.
+        chain: `(leader site, layout)` when calls of this graph pass destinations on to the next block
+            of the same token set within a step (regional compilation), else None.
+    """
+
+    def __init__(self, config, variants: dict[str, Compiled], off, key_index, chain):
+        self.config = config
+        self.variants = variants
+        self.off = off
+        self.key_index = key_index
+        self.chain = chain
+
+    def __call__(self, *args):
+        key = args[self.key_index] if self.key_index is not None else self
+        now = steps.now(key)
+        decision = decide(self.config, now.index)
+        if decision is Decision.OFF:
+            return self.off(*args)
+        own = STATE.kept(key, now)
+        chain = STATE.chain(now, self.chain[1]) if self.chain is not None else None
+        name, given, selection = self._plan(decision, own, chain)
+        head = chain is None
+        compiled = self.variants.get(name)
+        if compiled is None or not compiled.fits(given):
+            name, given, selection, head = "select", {}, STATE.new_selection(), True
+            compiled = self.variants["select"]
+        out = compiled.fn(*args, *[given[s] for s in compiled.variant.inputs])
+        n = compiled.variant.num_outputs
+        tensors = {**given, **{s: t.clone() for s, t in zip(compiled.variant.outputs, out[n:])}}
+        STATE.keep(key, now, Kept(now.generation, selection, tensors))
+        if head:
+            STATE.set_chain(self._chain_from(now, selection, tensors), now)
+        return out[:n]
+
+    def _plan(self, decision, own: Kept | None, chain: Chain | None) -> tuple[str, dict, int]:
+        """(variant, carried inputs, selection id) for a call."""
+        cfg = self.config
+        if chain is not None:  # a block after the group head of this step
+            leader = self.chain[0]
+            given = {Slot(leader, "dst"): chain.dst}
+            if cfg.share_weights and chain.weights is not None:
+                given.update({Slot(leader, "weights", j): w for j, w in enumerate(chain.weights)})
+                return "keep", given, chain.selection
+            if cfg.reuse_weights and own is not None and own.selection == chain.selection:
+                given.update({s: t for s, t in own.tensors.items() if s.part == "weights"})
+                return "keep", given, chain.selection
+            return "reuse", given, chain.selection
+        if decision is Decision.REUSE and own is not None:
+            if cfg.reuse_weights:
+                return "keep", dict(own.tensors), own.selection
+            return "reuse", {s: t for s, t in own.tensors.items() if s.part == "dst"}, own.selection
+        return "select", {}, STATE.new_selection()
+
+    def _chain_from(self, now, selection: int, tensors: dict) -> Chain | None:
+        if self.chain is None:
+            return None  # a graph of several groups ends any chain
+        leader, layout = self.chain
+        slots = sorted((s for s in tensors if s.site == leader and s.part == "weights"), key=lambda s: s.item)
+        weights = [tensors[s] for s in slots]
+        return Chain(now, layout, selection, tensors[Slot(leader, "dst")], weights or None)
