@@ -74,6 +74,10 @@ class State:
         else:
             self._chains[now.context] = chain
 
+    def __len__(self) -> int:
+        """Kept entries (blocks x branches) and chains."""
+        return sum(len(per_context) for per_context in self._kept.values()) + len(self._chains)
+
     def nbytes(self) -> int:
         """Bytes of all kept tensors."""
         seen = {}

@@ -49,21 +49,28 @@ class _ContextHook(ModelHook):
 
 
 class StepTracker:
-    """Reports (step index, branch, generation token) for calls of `pipe`'s denoiser."""
+    """Reports (step index, branch, generation token) for calls of `pipe`'s denoiser.
+
+    Holds the pipeline, denoiser and hook weakly: trackers are found through the denoiser's parameters,
+    and a strong path back to them would keep a deleted pipeline alive."""
 
     def __init__(self, pipe):
-        self._pipe = weakref.ref(pipe)
-        self.denoiser = getattr(pipe, "transformer", None) or getattr(pipe, "unet", None)
-        if self.denoiser is None:
+        denoiser = getattr(pipe, "transformer", None) or getattr(pipe, "unet", None)
+        if denoiser is None:
             raise ValueError(f"{type(pipe).__name__} has neither a `transformer` nor a `unet` to track")
-        registry = HookRegistry.check_if_exists_or_initialize(self.denoiser)
+        registry = HookRegistry.check_if_exists_or_initialize(denoiser)
         registry.remove_hook(_HOOK)
-        self._hook = _ContextHook()
-        registry.register_hook(self._hook, _HOOK)
+        hook = _ContextHook()
+        registry.register_hook(hook, _HOOK)
+        self._pipe, self._denoiser, self._hook = weakref.ref(pipe), weakref.ref(denoiser), weakref.ref(hook)
+
+    @property
+    def denoiser(self):
+        return self._denoiser()
 
     def now(self) -> tuple[int | None, str | None, int | None, int]:
         """(step index or None to count calls, branch, generation token, denoiser call id)."""
-        contexts = self._hook.contexts
+        contexts = self._hook().contexts
         context = contexts._context
         name, call = (context.name, contexts.call) if context is not None else (None, 0)
         if context is not None and context.step_index is not None:
@@ -76,5 +83,7 @@ class StepTracker:
 
     def remove(self) -> None:
         """Stop tracking: the hook leaves the denoiser, calls fall back to counted steps."""
-        HookRegistry.check_if_exists_or_initialize(self.denoiser).remove_hook(_HOOK)
-        untrack(self.denoiser)
+        denoiser = self._denoiser()
+        if denoiser is not None:
+            HookRegistry.check_if_exists_or_initialize(denoiser).remove_hook(_HOOK)
+            untrack(denoiser)

@@ -82,3 +82,22 @@ def readable(gm) -> str:
 
 def _short(m: re.Match) -> str:
     return m.group(1).replace("_modules_", ".") + "." + m.group(2)
+
+
+class SharedPool:
+    """An inner compiler whose graphs return outputs in buffers shared by every graph it compiled, as
+    CUDA graphs' memory pool does under `mode="reduce-overhead"`: a later call overwrites what an earlier
+    one returned."""
+
+    def __init__(self):
+        self.buffers = {}
+
+    def __call__(self, gm, example_inputs):
+        def run(*args):
+            result = []
+            for i, t in enumerate(gm(*args)):
+                buf = self.buffers.setdefault((i, t.shape, t.dtype), torch.empty_like(t))
+                result.append(buf.copy_(t))
+            return result
+
+        return run

@@ -4,10 +4,11 @@ import pytest
 import torch
 
 import toma_fx
+from toma_fx.architectures import example_inputs
 from toma_fx.ops import select as select_module
 from toma_fx.state import STATE
 
-from .helpers import output, small, tiny
+from .helpers import Recorder, SharedPool, output, small, tiny
 
 
 @pytest.fixture
@@ -57,3 +58,178 @@ def test_two_generations_without_recompiles(name, regional, selections, monkeypa
     assert per_select > 0
     assert first == second == [per_select, 0, 0] * 3 + [per_select]
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == frames
+
+
+def at_step(fn, inputs, index, context=None) -> torch.Tensor:
+    with torch.no_grad(), toma_fx.step(index, context=context):
+        return output(fn(**inputs)).clone()
+
+
+def flux_inputs(model, seed, batch=1):
+    return example_inputs("flux", model, batch=batch, latent=(16, 16), seed=seed)
+
+
+def test_reuse_step_equals_select_step_with_inductor(selections):
+    """Same inputs at a select step and at the reuse step after it: the reuse graph, fed the kept
+    destinations, computes bit for bit what the select graph did."""
+    model, inputs = tiny("flux", batch=1)
+    fn = torch.compile(model, backend=small(select_every=2), fullgraph=True)
+    selected = at_step(fn, inputs, 0)
+    ran = len(selections)
+    reused = at_step(fn, inputs, 1)
+    assert ran > 0 and len(selections) == ran
+    assert torch.equal(selected, reused)
+
+
+def test_off_steps_are_plain_torch_compile():
+    model, inputs = tiny("plain-dit", batch=1)
+    with torch.no_grad():
+        plain = output(torch.compile(model, fullgraph=True)(**inputs))
+    torch._dynamo.reset()
+    fn = torch.compile(model, backend=small(warmup_steps=1), fullgraph=True)
+    assert torch.equal(at_step(fn, inputs, 0), plain)
+    assert not torch.allclose(at_step(fn, inputs, 1), plain, atol=1e-4)
+
+
+def fresh(model, backend):
+    torch._dynamo.reset()
+    STATE.clear()
+    toma_fx.reset_steps()
+    return torch.compile(model, backend=backend, fullgraph=True)
+
+
+def test_cfg_as_two_calls_keeps_a_selection_per_branch():
+    """cond and uncond, called in turn, each reuse their own destinations, even when every graph output
+    is overwritten by the next call (as in CUDA graphs' memory pool under reduce-overhead)."""
+    model, _ = tiny("flux", batch=1)
+    inputs = {
+        "cond": [flux_inputs(model, s) for s in (1, 2, 3)],
+        "uncond": [flux_inputs(model, s) for s in (4, 5, 6)],
+    }
+    backend = small(select_every=3, inner=SharedPool())
+    expected = {}
+    for context, steps in inputs.items():
+        fn = fresh(model, backend)
+        expected[context] = [at_step(fn, x, i, context) for i, x in enumerate(steps)]
+    fn = fresh(model, backend)
+    for i in range(3):
+        for context, steps in inputs.items():
+            assert torch.equal(at_step(fn, steps[i], i, context), expected[context][i]), (context, i)
+    # without branch names the reuse steps of "cond" would take the destinations "uncond" selected
+    fn = fresh(model, backend)
+    mixed = [[at_step(fn, steps[i], i) for steps in inputs.values()] for i in range(3)]
+    assert not torch.equal(mixed[1][0], expected["cond"][1])
+
+
+def test_cfg_in_one_batch_selects_per_sample():
+    """A batch of 2 (CFG, or 2 prompts) gives each sample the destinations it would get alone."""
+    model, _ = tiny("flux", batch=1)
+    a, b = flux_inputs(model, 1), flux_inputs(model, 2)
+    both = {
+        k: torch.cat([a[k], b[k]])
+        if k in ("hidden_states", "encoder_hidden_states", "pooled_projections", "timestep", "guidance")
+        else a[k]
+        for k in a
+    }
+    backend = small(select_every=2, inner="aot_eager")
+    alone = []
+    for x in (a, b):
+        fn = fresh(model, backend)
+        alone.append(torch.cat([at_step(fn, x, 0), at_step(fn, x, 1)]))
+    fn = fresh(model, backend)
+    batched = torch.stack([at_step(fn, both, 0), at_step(fn, both, 1)], dim=1)  # (2 samples, 2 steps, ...)
+    for sample, expected in enumerate(alone):
+        torch.testing.assert_close(batched[sample], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_kept_selections_survive_recompiles(selections):
+    """State is keyed by the block's weights, not by the compiled artifact."""
+    model, inputs = tiny("flux", batch=1)
+    backend = small(select_every=3, inner="aot_eager")
+    fn = fresh(model, backend)
+    expected = [at_step(fn, inputs, i) for i in range(2)]
+    fn = fresh(model, backend)
+    at_step(fn, inputs, 0)
+    torch._dynamo.reset()  # the next call recompiles: a new artifact, a new dispatcher
+    ran = len(selections)
+    assert torch.equal(at_step(fn, inputs, 1), expected[1])
+    assert len(selections) == ran  # reused what the first artifact kept
+
+
+def test_state_does_not_grow_over_generations():
+    model, inputs = tiny("plain-dit", batch=1)
+    fn = torch.compile(
+        model, backend=small(select_every=2, reuse_weights=True, inner="aot_eager"), fullgraph=True
+    )
+
+    def generation():
+        for i in range(3):
+            for context in ("cond", "uncond"):
+                at_step(fn, inputs, i, context)
+
+    generation()
+    size = STATE.nbytes(), len(STATE)
+    assert size[0] > 0
+    for _ in range(100):
+        generation()
+    assert (STATE.nbytes(), len(STATE)) == size
+
+
+def test_diffusers_cache_context_and_scheduler_give_the_step(selections):
+    """The diffusers way: branch names from `cache_context`, steps from the scheduler, a new
+    generation from `set_timesteps`, also after an interrupted one."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    class Pipeline:  # what the tracker reads of a FluxPipeline
+        transformer, scheduler = tiny("flux", batch=1)[0], FlowMatchEulerDiscreteScheduler()
+
+    pipe = Pipeline()
+    model, inputs = pipe.transformer, flux_inputs(pipe.transformer, 0)
+    tracker = toma_fx.track_steps(pipe)
+    fn = torch.compile(model, backend=small(select_every=3, inner="aot_eager"), fullgraph=True)
+
+    def generate(steps, stop=None):
+        pipe.scheduler.set_timesteps(steps)
+        latents, counts = inputs["hidden_states"], []
+        for t in pipe.scheduler.timesteps[:stop]:
+            before = len(selections)
+            with torch.no_grad():
+                for branch in ("cond", "uncond"):
+                    with model.cache_context(branch):
+                        noise = output(fn(**{**inputs, "hidden_states": latents}))
+            latents = pipe.scheduler.step(noise, t, latents).prev_sample
+            counts.append(len(selections) - before)
+        return counts
+
+    first = generate(7)
+    per_select = first[0]
+    assert per_select > 0 and first == [per_select, 0, 0, per_select, 0, 0, per_select]
+    generate(7, stop=4)  # interrupted
+    assert generate(7) == first
+    tracker.remove()
+    assert "toma_fx_steps" not in model._diffusers_hook.hooks
+
+
+def test_variant_graphs():
+    """select computes destinations and returns them; reuse takes them as inputs and runs no selection;
+    keep takes the merge weights too; off is the traced graph."""
+    from toma_fx.ops import nodes
+
+    rec = Recorder()
+    model, inputs = tiny("plain-dit", batch=1)
+    config = dict(select_every=3, reuse_weights=True, warmup_steps=1, share_destinations=False)
+    at_step(torch.compile(model, backend=small(inner=rec, **config), fullgraph=True), inputs, 0)
+    select, keep, off = rec.graphs
+
+    def count(gm, target):
+        return len(gm.graph.find_nodes(op="call_function", target=target))
+
+    def extra_inputs(gm):
+        return [n.name for n in gm.graph.find_nodes(op="placeholder") if n.name.startswith("toma_")]
+
+    sites = count(select, nodes.merge)
+    assert count(select, nodes.select) == sites == count(select, nodes.weights) == 4
+    assert extra_inputs(select) == []
+    assert count(keep, nodes.select) == count(keep, nodes.weights) == 0 and count(keep, nodes.merge) == sites
+    assert extra_inputs(keep)[:2] == ["toma_dst_0_0", "toma_dst_1_0"]
+    assert count(off, nodes.merge) == 0
