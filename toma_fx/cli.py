@@ -3,6 +3,7 @@
     toma-fx demo [--out DIR]        merge quality on real photographs, with a report and a picture
     toma-fx bench ops [...]         time selection, merge and unmerge at SDXL and Flux sizes
     toma-fx bench model [...]       a denoiser under toma_backend vs plain torch.compile, with the FLOP ideal
+    toma-fx bench steps [...]       off / select / reuse steps of the schedule vs plain torch.compile
 
 User errors print one line and exit non-zero, without a traceback.
 """
@@ -36,8 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks", add_help=False)
     bench.add_argument(
         "what",
-        choices=["ops", "model"],
-        help="ops: selection, merge and unmerge at model sizes; model: ToMA vs plain torch.compile",
+        choices=["ops", "model", "steps"],
+        help="ops: selection, merge and unmerge at model sizes; model: ToMA vs plain torch.compile; "
+        "steps: off / select / reuse steps",
     )
     return parser
 
@@ -46,9 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args, rest = _parser().parse_known_args(argv)
     if args.command == "bench":
-        from toma_fx.bench import model, ops
+        from toma_fx.bench import model, ops, steps
 
-        return {"ops": ops, "model": model}[args.what].main(rest)
+        return {"ops": ops, "model": model, "steps": steps}[args.what].main(rest)
     if rest:
         _parser().error(f"unrecognized arguments: {' '.join(rest)}")
     from toma_fx.demo import format_table, run_demo

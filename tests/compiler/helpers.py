@@ -8,6 +8,7 @@ import torch
 
 from toma_fx import toma_backend
 from toma_fx.architectures import build, example_inputs
+from toma_fx.bench.steps import fixed_destinations
 from toma_fx.ops import nodes
 
 
@@ -42,24 +43,13 @@ def compiled_run(model, inputs, backend, **compile_kwargs) -> torch.Tensor:
         return output(torch.compile(model, backend=backend, fullgraph=True, **compile_kwargs)(**inputs))
 
 
-def strided_select(x, layout, segment):
-    """Destinations that do not depend on values: every other token of each tile (for eager vs compiled)."""
-    L = nodes.tile_layout(layout)
-    parts = []
-    for b in L.blocks:
-        S = b.tile_size
-        idx = torch.linspace(0, S - 1, b.keep).round().long().to(x.device)
-        parts.append(idx.expand(x.shape[0], b.num_tiles, b.keep)[..., None])
-    return L.join_merged(parts)[..., 0]
-
-
 class FixedDestinations(Recorder):
-    """Records the rewritten graph with `strided_select` in place of the selection op."""
+    """Records the rewritten graph with `fixed_destinations` in place of the selection op."""
 
     def __call__(self, gm, example_inputs):
         for node in gm.graph.nodes:
             if node.target is nodes.select:
-                node.target = strided_select
+                node.target = fixed_destinations
         gm.recompile()
         return super().__call__(gm, example_inputs)
 

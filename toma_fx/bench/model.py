@@ -10,15 +10,15 @@ in clock speed or cache state hits both alike. Speedup = plain median / ToMA med
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
-import time
 
 import torch
 
 from toma_fx import ToMAConfig, argtypes, explain, toma_backend
 from toma_fx.architectures import ARCHITECTURES, build, example_inputs
-from toma_fx.bench.timing import device_and_dtype, environment
+from toma_fx.bench.timing import device_and_dtype, environment, time_call
 
 __all__ = ["main", "run"]
 
@@ -51,7 +51,7 @@ def run(
             fn(**inputs)
         for _ in range(repeats):
             for name, fn in (("plain", plain), ("toma", ours)):
-                timings[name].append(_time_call(fn, inputs, dev))
+                timings[name].append(time_call(functools.partial(fn, **inputs), dev))
     plain_ms, toma_ms = (statistics.median(timings[k]) for k in ("plain", "toma"))
     return {
         "arch": arch,
@@ -70,16 +70,6 @@ def run(
         "gflop_plain": round(report.flops_before / 1e9, 2),
         "gflop_toma": round(report.flops_after / 1e9, 2),
     }
-
-
-def _time_call(fn, inputs: dict, device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    fn(**inputs)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) * 1e3
 
 
 def main(argv: list[str] | None = None) -> int:

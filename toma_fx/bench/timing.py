@@ -6,13 +6,14 @@ import importlib
 import importlib.util
 import platform
 import statistics
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch.utils import benchmark
 
-__all__ = ["TimeFn", "device_and_dtype", "environment", "make_timer"]
+__all__ = ["TimeFn", "device_and_dtype", "environment", "make_timer", "time_call"]
 
 TimeFn = Callable[[Callable[[], object]], float]
 
@@ -84,3 +85,15 @@ def environment(device: torch.device, dtype: torch.dtype, min_run_time: float = 
         has_triton = importlib.util.find_spec("triton") is not None
         env["triton"] = importlib.import_module("triton").__version__ if has_triton else None
     return env
+
+
+def time_call(fn: Callable[[], object], device: torch.device) -> float:
+    """Wall-clock ms of one call, synchronised on CUDA: for whole-model calls, timed one by one so that
+    calls of different models can alternate."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) * 1e3

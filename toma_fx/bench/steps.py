@@ -1,0 +1,163 @@
+"""Step benchmark: what each kind of scheduled step costs, beside plain torch.compile, in one run.
+
+    toma-fx bench steps --arch flux --size mid --latent 128x128
+
+One model compiled three ways, all with Inductor:
+
+    plain     torch.compile
+    toma      toma_backend with warmup_steps=1, select_every=2: step 0 runs off, step 1 selects, step 2
+              reuses, so one compiled model times all three kinds of step
+    no-select the merged graph with the selection op swapped for fixed destinations (every other token
+              of a tile): a merged step with no selection at all, the floor a reuse step should reach
+
+Calls alternate (plain, off, select, reuse, no-select) so that drift hits all alike; medians are
+reported. Selection overhead = (select - reuse) / select: the share of a merged step that reuse saves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import statistics
+
+import torch
+
+import toma_fx
+from toma_fx import ToMAConfig, argtypes, explain, toma_backend
+from toma_fx.architectures import ARCHITECTURES, build, example_inputs
+from toma_fx.bench.timing import device_and_dtype, environment, time_call
+from toma_fx.ops import nodes
+
+__all__ = ["fixed_destinations", "main", "run"]
+
+KINDS = ("plain", "off", "select", "reuse", "no-select")
+
+
+def fixed_destinations(x: torch.Tensor, layout: nodes.Layout, segment: nodes.Segment) -> torch.Tensor:
+    """`nodes.select` without looking at `x`: evenly spaced tokens of every tile, `(B, Nm)` int64."""
+    L = nodes.tile_layout(layout)
+    parts = []
+    for b in L.blocks:
+        idx = torch.linspace(0, b.tile_size - 1, b.keep, device=x.device).round().long()
+        parts.append(idx.expand(x.shape[0], b.num_tiles, b.keep)[..., None])
+    return L.join_merged(parts)[..., 0]
+
+
+def _without_selection(mode):
+    """An inner compiler: the rewritten graph with `fixed_destinations` in place of the selection op."""
+
+    def compile_(gm, example_inputs):
+        from torch._inductor import list_mode_options
+        from torch._inductor.compile_fx import compile_fx
+
+        for node in gm.graph.find_nodes(op="call_function", target=nodes.select):
+            node.target = fixed_destinations
+        gm.recompile()
+        return compile_fx(gm, example_inputs, config_patches=list_mode_options(mode) if mode else None)
+
+    return compile_
+
+
+def run(
+    arch: str,
+    size: str = "mid",
+    *,
+    latent: tuple[int, int] = (128, 128),
+    batch: int = 1,
+    config: ToMAConfig | None = None,
+    device: str | None = None,
+    dtype: torch.dtype | None = None,
+    repeats: int = 10,
+    mode: str | None = None,
+) -> dict:
+    """Median ms per call of each kind of step, with speedups over plain and the selection overhead."""
+    config = (config or ToMAConfig()).replace(warmup_steps=1, merge_every=1, select_every=2)
+    dev, dt = device_and_dtype(device, dtype)
+    model = build(arch, size).to(dev, dt)
+    inputs = example_inputs(arch, model, batch=batch, latent=latent)
+    report = explain(model, **inputs, config=config)
+    torch._dynamo.reset()
+    plain = torch.compile(model, backend="inductor", mode=mode, fullgraph=True)
+    ours = torch.compile(model, backend=toma_backend.configure(config), mode=mode, fullgraph=True)
+    unscheduled = config.replace(warmup_steps=0, select_every=1)
+    fixed_backend = toma_backend.configure(unscheduled, inner=_without_selection(mode))
+    fixed = torch.compile(model, backend=fixed_backend, fullgraph=True)
+
+    def at_step(i):
+        with toma_fx.step(i):
+            ours(**inputs)
+
+    calls = {
+        "plain": functools.partial(plain, **inputs),
+        "off": functools.partial(at_step, 0),
+        "select": functools.partial(at_step, 1),
+        "reuse": functools.partial(at_step, 2),
+        "no-select": functools.partial(fixed, **inputs),
+    }
+    timings: dict[str, list[float]] = {k: [] for k in KINDS}
+    with torch.no_grad():
+        for _ in range(2):  # compile and warm up
+            for fn in calls.values():
+                fn()
+        for _ in range(repeats):
+            for kind in KINDS:
+                timings[kind].append(time_call(calls[kind], dev))
+    ms = {k: statistics.median(v) for k, v in timings.items()}
+    return {
+        "arch": arch,
+        "size": size,
+        "latent": list(latent),
+        "batch": batch,
+        "config": config.to_dict(),
+        "ms": {k: round(v, 2) for k, v in ms.items()},
+        "speedup": {k: round(ms["plain"] / ms[k], 3) for k in KINDS[1:]},
+        "flop_ideal_speedup": round(report.speedup, 3),
+        "selection_share": round((ms["select"] - ms["reuse"]) / ms["select"], 4),
+        "reuse_over_no_select": round(ms["reuse"] / ms["no-select"], 3),
+        "regions": report.counts(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="toma-fx bench steps", description=__doc__.split("\n\n")[0])
+    p.add_argument("--arch", choices=sorted(ARCHITECTURES), default="flux")
+    p.add_argument("--size", choices=["tiny", "mid", "full"], default="mid")
+    p.add_argument("--latent", type=argtypes.tile, default=(128, 128), help="latent HxW (pixels / 8)")
+    p.add_argument("--batch", type=argtypes.count, default=1)
+    p.add_argument("--ratio", type=argtypes.ratio, default=0.5)
+    p.add_argument("--tile", type=argtypes.tile, default=(4, 4))
+    p.add_argument("--min-tokens", type=argtypes.count, default=1024)
+    p.add_argument("--reuse-weights", action="store_true", help="reuse steps also reuse merge weights")
+    p.add_argument("--repeats", type=argtypes.count, default=10)
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
+    p.add_argument("--mode", default=None, help="torch.compile mode for every model")
+    p.add_argument("--json", metavar="PATH", help="write environment and result to this JSON file")
+    args = p.parse_args(argv)
+    dtype = getattr(torch, args.dtype) if args.dtype else None
+    config = ToMAConfig(
+        ratio=args.ratio, tile=args.tile, min_tokens=args.min_tokens, reuse_weights=args.reuse_weights
+    )
+    dev, dt = device_and_dtype(args.device, dtype)
+    timer = f"wall clock per call, median of {args.repeats} alternating calls"
+    env = {**environment(dev, dt), "timer": timer}
+    print(" | ".join(f"{k}: {v}" for k, v in env.items()))
+    r = run(
+        args.arch, args.size, latent=args.latent, batch=args.batch, config=config, device=args.device,
+        dtype=dtype, repeats=args.repeats, mode=args.mode,
+    )  # fmt: skip
+    h, w = args.latent
+    print(f"{r['arch']} {r['size']} latent {h}x{w} batch {r['batch']}, ratio {args.ratio}")
+    print("step       ms        speedup vs plain")
+    for kind in KINDS:
+        speedup = "" if kind == "plain" else f"{r['speedup'][kind]}x"
+        print(f"{kind:<10} {r['ms'][kind]:<9} {speedup}")
+    print(
+        f"FLOP-ideal {r['flop_ideal_speedup']}x; selection {r['selection_share']:.1%} of a select step; "
+        f"reuse / no-select {r['reuse_over_no_select']}"
+    )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"environment": env, "result": r}, f, indent=2)
+    return 0
