@@ -233,3 +233,22 @@ def test_variant_graphs():
     assert count(keep, nodes.select) == count(keep, nodes.weights) == 0 and count(keep, nodes.merge) == sites
     assert extra_inputs(keep)[:2] == ["toma_dst_0_0", "toma_dst_1_0"]
     assert count(off, nodes.merge) == 0
+
+
+def test_tracking_does_not_keep_a_deleted_model_alive():
+    import gc
+    import weakref
+
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from toma_fx import steps
+
+    class Pipeline:
+        transformer, scheduler = tiny("flux", batch=1)[0], FlowMatchEulerDiscreteScheduler()
+
+    pipe = Pipeline()
+    toma_fx.track_steps(pipe)
+    alive = weakref.ref(Pipeline.transformer)
+    del pipe, Pipeline
+    gc.collect()
+    assert alive() is None and len(steps._trackers) == 0
