@@ -207,3 +207,20 @@ def test_a_failing_lowering_falls_back_to_the_traced_graph():
     got = compiled_run(model, inputs, small(inner=inner))
     with torch.no_grad():
         torch.testing.assert_close(got, output(model(**inputs)))
+
+
+def test_graph_copies_keep_parameters_static():
+    """AOTAutograd marks a Dynamo graph's parameters static (CUDA graphs then skip copying them) from
+    input sources that a plain deepcopy drops; the passes' copies keep them."""
+    from torch._functorch._aot_autograd.frontend_utils import _try_get_metadata_from_dynamo
+
+    def static_inputs(gm):
+        n = len(gm.graph.find_nodes(op="placeholder"))
+        return _try_get_metadata_from_dynamo(gm, {}, n, [])[1]
+
+    seen = []
+    model, inputs = tiny("plain-dit", batch=1)
+    compiled_run(model, inputs, lambda gm, ex: seen.append(gm) or gm.forward)
+    expected = static_inputs(seen[0])
+    assert len(expected) > 10
+    assert static_inputs(pipeline.copy_graph(seen[0])) == expected

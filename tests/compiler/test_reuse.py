@@ -60,6 +60,22 @@ def test_two_generations_without_recompiles(name, regional, selections, monkeypa
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == frames
 
 
+@pytest.mark.parametrize(
+    "schedule",
+    [dict(warmup_steps=1, merge_every=2, select_every=4), dict(merge_every=3), dict(select_every=2)],
+)
+def test_selection_runs_exactly_on_select_steps(schedule, selections):
+    from toma_fx.schedule import Decision, decide
+
+    model, inputs = tiny("plain-dit", batch=1)
+    backend = small(inner="aot_eager", **schedule)
+    counts = generation(torch.compile(model, backend=backend, fullgraph=True), inputs, 10, selections)
+    config = backend.config
+    expected = [decide(config, i) is Decision.SELECT for i in range(10)]
+    assert [c > 0 for c in counts] == expected
+    assert len(set(c for c in counts if c)) == 1
+
+
 def at_step(fn, inputs, index, context=None) -> torch.Tensor:
     with torch.no_grad(), toma_fx.step(index, context=context):
         return output(fn(**inputs)).clone()
