@@ -20,7 +20,17 @@ from toma_fx import ToMAConfig, argtypes, explain, toma_backend
 from toma_fx.architectures import ARCHITECTURES, build, example_inputs
 from toma_fx.bench.timing import device_and_dtype, environment, time_call
 
-__all__ = ["main", "run"]
+__all__ = ["add_arguments", "main", "parse", "prepare", "run"]
+
+
+def prepare(arch: str, size: str, latent, batch: int, config: ToMAConfig, device, dtype):
+    """The model on its device, its example inputs, `explain`'s report, and the device."""
+    dev, dt = device_and_dtype(device, dtype)
+    model = build(arch, size).to(dev, dt)
+    inputs = example_inputs(arch, model, batch=batch, latent=latent)
+    report = explain(model, **inputs, config=config)
+    torch._dynamo.reset()
+    return model, inputs, report, dev
 
 
 def run(
@@ -37,11 +47,7 @@ def run(
 ) -> dict:
     """Median ms per call, plain and ToMA, the measured and FLOP-ideal speedups, and the regions."""
     config = config or ToMAConfig()
-    dev, dt = device_and_dtype(device, dtype)
-    model = build(arch, size).to(dev, dt)
-    inputs = example_inputs(arch, model, batch=batch, latent=latent)
-    report = explain(model, **inputs, config=config)
-    torch._dynamo.reset()
+    model, inputs, report, dev = prepare(arch, size, latent, batch, config, device, dtype)
     plain = torch.compile(model, backend="inductor", mode=mode, fullgraph=True)
     ours = torch.compile(model, backend=toma_backend.configure(config), mode=mode, fullgraph=True)
     timings: dict[str, list[float]] = {"plain": [], "toma": []}
@@ -72,8 +78,8 @@ def run(
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="toma-fx bench model", description=__doc__.split("\n\n")[0])
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags every whole-model benchmark takes."""
     p.add_argument("--arch", choices=sorted(ARCHITECTURES), default="flux")
     p.add_argument("--size", choices=["tiny", "mid", "full"], default="mid")
     p.add_argument(
@@ -86,8 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=argtypes.count, default=10)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
-    p.add_argument("--mode", default=None, help="torch.compile mode for both models")
+    p.add_argument("--mode", default=None, help="torch.compile mode for every compiled model")
     p.add_argument("--json", metavar="PATH", help="write environment and result to this JSON file")
+
+
+def parse(p: argparse.ArgumentParser, argv: list[str] | None) -> tuple[argparse.Namespace, dict, dict]:
+    """Parsed flags, the keyword arguments of `run` (after arch and size), and the environment, which
+    is printed."""
     args = p.parse_args(argv)
     dtype = getattr(torch, args.dtype) if args.dtype else None
     config = ToMAConfig(ratio=args.ratio, tile=args.tile, min_tokens=args.min_tokens)
@@ -97,10 +108,18 @@ def main(argv: list[str] | None = None) -> int:
         "timer": f"wall clock per call, median of {args.repeats} alternating calls",
     }
     print(" | ".join(f"{k}: {v}" for k, v in env.items()))
-    r = run(
-        args.arch, args.size, latent=args.latent, batch=args.batch, config=config, device=args.device,
-        dtype=dtype, repeats=args.repeats, mode=args.mode,
+    kwargs = dict(
+        latent=args.latent, batch=args.batch, config=config, device=args.device, dtype=dtype,
+        repeats=args.repeats, mode=args.mode,
     )  # fmt: skip
+    return args, kwargs, env
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="toma-fx bench model", description=__doc__.split("\n\n")[0])
+    add_arguments(p)
+    args, kwargs, env = parse(p, argv)
+    r = run(args.arch, args.size, **kwargs)
     shape = f"latent {args.latent[0]}x{args.latent[1]} batch {r['batch']}, ratio {args.ratio}"
     print(f"{r['arch']} {r['size']} {shape}: plain {r['plain_ms']} ms, ToMA {r['toma_ms']} ms")
     print(

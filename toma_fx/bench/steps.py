@@ -24,9 +24,9 @@ import statistics
 import torch
 
 import toma_fx
-from toma_fx import ToMAConfig, argtypes, explain, toma_backend
-from toma_fx.architectures import ARCHITECTURES, build, example_inputs
-from toma_fx.bench.timing import device_and_dtype, environment, time_call
+from toma_fx import ToMAConfig, toma_backend
+from toma_fx.bench.model import add_arguments, parse, prepare
+from toma_fx.bench.timing import time_call
 from toma_fx.ops import nodes
 
 __all__ = ["fixed_destinations", "main", "run"]
@@ -73,11 +73,7 @@ def run(
 ) -> dict:
     """Median ms per call of each kind of step, with speedups over plain and the selection overhead."""
     config = (config or ToMAConfig()).replace(warmup_steps=1, merge_every=1, select_every=2)
-    dev, dt = device_and_dtype(device, dtype)
-    model = build(arch, size).to(dev, dt)
-    inputs = example_inputs(arch, model, batch=batch, latent=latent)
-    report = explain(model, **inputs, config=config)
-    torch._dynamo.reset()
+    model, inputs, report, dev = prepare(arch, size, latent, batch, config, device, dtype)
     plain = torch.compile(model, backend="inductor", mode=mode, fullgraph=True)
     ours = torch.compile(model, backend=toma_backend.configure(config), mode=mode, fullgraph=True)
     unscheduled = config.replace(warmup_steps=0, select_every=1)
@@ -121,32 +117,11 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="toma-fx bench steps", description=__doc__.split("\n\n")[0])
-    p.add_argument("--arch", choices=sorted(ARCHITECTURES), default="flux")
-    p.add_argument("--size", choices=["tiny", "mid", "full"], default="mid")
-    p.add_argument("--latent", type=argtypes.tile, default=(128, 128), help="latent HxW (pixels / 8)")
-    p.add_argument("--batch", type=argtypes.count, default=1)
-    p.add_argument("--ratio", type=argtypes.ratio, default=0.5)
-    p.add_argument("--tile", type=argtypes.tile, default=(4, 4))
-    p.add_argument("--min-tokens", type=argtypes.count, default=1024)
+    add_arguments(p)
     p.add_argument("--reuse-weights", action="store_true", help="reuse steps also reuse merge weights")
-    p.add_argument("--repeats", type=argtypes.count, default=10)
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
-    p.add_argument("--mode", default=None, help="torch.compile mode for every model")
-    p.add_argument("--json", metavar="PATH", help="write environment and result to this JSON file")
-    args = p.parse_args(argv)
-    dtype = getattr(torch, args.dtype) if args.dtype else None
-    config = ToMAConfig(
-        ratio=args.ratio, tile=args.tile, min_tokens=args.min_tokens, reuse_weights=args.reuse_weights
-    )
-    dev, dt = device_and_dtype(args.device, dtype)
-    timer = f"wall clock per call, median of {args.repeats} alternating calls"
-    env = {**environment(dev, dt), "timer": timer}
-    print(" | ".join(f"{k}: {v}" for k, v in env.items()))
-    r = run(
-        args.arch, args.size, latent=args.latent, batch=args.batch, config=config, device=args.device,
-        dtype=dtype, repeats=args.repeats, mode=args.mode,
-    )  # fmt: skip
+    args, kwargs, env = parse(p, argv)
+    kwargs["config"] = kwargs["config"].replace(reuse_weights=args.reuse_weights)
+    r = run(args.arch, args.size, **kwargs)
     h, w = args.latent
     print(f"{r['arch']} {r['size']} latent {h}x{w} batch {r['batch']}, ratio {args.ratio}")
     print("step       ms        speedup vs plain")
