@@ -73,3 +73,18 @@ def test_bad_schedule_values_name_the_field(field, value, message):
 )
 def test_needed_variants(schedule, chains, expected):
     assert needed_variants(ToMAConfig(**schedule), chains) == expected
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((-1,), r"step index must be an int >= 0, got -1"),
+        ((1.0,), r"step index must be an int >= 0, got 1.0"),
+        ((1, 2), r"context must be a str or None, got 2"),
+    ],
+)
+def test_bad_step_arguments_name_the_argument(args, message):
+    import toma_fx
+
+    with pytest.raises(ValueError, match=message), toma_fx.step(*args):
+        pass

@@ -45,8 +45,8 @@ def compile_merged(result: Result, traced, example_inputs: list, config: ToMACon
             variants[name] = Compiled(compile_fn(v.gm, v.example_inputs), v)
     off = compile_fn(traced, example_inputs) if "off" in names else None
     lead = min((rw.site for rw in result.rewrites), key=lambda s: s.index)
-    chain = (lead.index, lead.layout) if chains else None
-    return Dispatcher(config, variants, off, block_key(result), chain)
+    group = (lead.index, lead.layout) if chains else None
+    return Dispatcher(config, variants, off, block_key(result), group)
 
 
 def needed_variants(config: ToMAConfig, chains: bool) -> list[str]:
@@ -74,7 +74,8 @@ class Compiled:
 
     def fits(self, given: dict) -> bool:
         """`given` holds a tensor of the traced shape and dtype for every extra input."""
-        for slot, like in zip(self.variant.inputs, self.variant.example_inputs[-len(self.variant.inputs) :]):
+        v = self.variant
+        for slot, like in zip(v.inputs, v.example_inputs[len(v.example_inputs) - len(v.inputs) :]):
             t = given.get(slot)
             if t is None or t.shape != like.shape or t.dtype != like.dtype:
                 return False
@@ -89,16 +90,17 @@ class Dispatcher:
         variants: compiled "select", and those of "reuse", "keep" that `needed_variants` lists.
         off: the compiled unmerged graph, when the schedule has unmerged steps.
         key_index: the input that identifies the block (`variants.block_key`), or None.
-        chain: `(leader site, layout)` when calls of this graph pass destinations on to the next block
-            of the same token set within a step (regional compilation), else None.
+        group: `(leader site, layout)` of the graph's one selection group when its calls pass
+            destinations on to the next block of the same token set within a step (a block graph under
+            regional compilation), else None.
     """
 
-    def __init__(self, config, variants: dict[str, Compiled], off, key_index, chain):
+    def __init__(self, config, variants: dict[str, Compiled], off, key_index, group):
         self.config = config
         self.variants = variants
         self.off = off
         self.key_index = key_index
-        self.chain = chain
+        self.group = group
 
     def __call__(self, *args):
         key = args[self.key_index] if self.key_index is not None else self
@@ -107,7 +109,7 @@ class Dispatcher:
         if decision is Decision.OFF:
             return self.off(*args)
         own = STATE.kept(key, now)
-        chain = STATE.chain(now, self.chain[1]) if self.chain is not None else None
+        chain = STATE.chain(now, self.group[1]) if self.group is not None else None
         name, given, selection = self._plan(decision, own, chain)
         head = chain is None
         compiled = self.variants.get(name)
@@ -126,7 +128,7 @@ class Dispatcher:
         """(variant, carried inputs, selection id) for a call."""
         cfg = self.config
         if chain is not None:  # a block after the group head of this step
-            leader = self.chain[0]
+            leader = self.group[0]
             given = {Slot(leader, "dst"): chain.dst}
             if cfg.share_weights and chain.weights is not None:
                 given.update({Slot(leader, "weights", j): w for j, w in enumerate(chain.weights)})
@@ -142,9 +144,9 @@ class Dispatcher:
         return "select", {}, STATE.new_selection()
 
     def _chain_from(self, now, selection: int, tensors: dict) -> Chain | None:
-        if self.chain is None:
+        if self.group is None:
             return None  # a graph of several groups ends any chain
-        leader, layout = self.chain
+        leader, layout = self.group
         slots = sorted((s for s in tensors if s.site == leader and s.part == "weights"), key=lambda s: s.item)
         weights = [tensors[s] for s in slots]
         return Chain(now, layout, selection, tensors[Slot(leader, "dst")], weights or None)

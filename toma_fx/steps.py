@@ -46,7 +46,7 @@ class Now:
 _explicit: ContextVar[tuple | None] = ContextVar("toma_fx_step", default=None)
 _calls = itertools.count(1)
 _trackers = WeakIdKeyDictionary()  # denoiser parameter -> its pipeline's StepTracker
-_counts = WeakIdKeyDictionary()  # block key -> {context: calls}, for counted steps
+_counts = WeakIdKeyDictionary()  # block key -> {context: (generation token, calls)}, for counted steps
 _clocks: dict[str | None, tuple[int, int]] = {}  # context -> (last index seen, generation)
 _epoch = 0  # bumped by reset_steps: a new generation everywhere
 
