@@ -268,3 +268,18 @@ def test_tracking_does_not_keep_a_deleted_model_alive():
     del pipe, Pipeline
     gc.collect()
     assert alive() is None and len(steps._trackers) == 0
+
+
+@pytest.mark.parametrize(
+    "device",
+    ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))],
+)
+def test_reduce_overhead_mode(device):
+    """Under CUDA graphs (skipped by Inductor on CPU) a later replay must not overwrite kept tensors."""
+    model, _ = tiny("plain-dit", batch=1)
+    model = model.to(device)
+    inputs = [example_inputs("plain-dit", model, latent=(16, 16), seed=s) for s in (1, 2)]
+    fn = torch.compile(model, backend=small(select_every=2), mode="reduce-overhead", fullgraph=True)
+    first = at_step(fn, inputs[0], 0)
+    at_step(fn, inputs[1], 0, context="other")  # replays overwrite the pool in between
+    assert torch.equal(at_step(fn, inputs[0], 1), first)
