@@ -1,6 +1,7 @@
 """toma-fx: ToMA (Token Merge with Attention) for diffusion denoisers, as a torch.compile backend.
 
     import toma_fx
+    toma_fx.apply(pipe, toma_fx.ToMAConfig(ratio=0.5))                    # a diffusers pipeline
     model = torch.compile(model, backend=toma_fx.toma_backend)            # or backend="toma"
     print(toma_fx.explain(model, *example_args))                          # what would be merged
     with toma_fx.step(i): model(x, t)                                     # for reuse across steps
@@ -12,7 +13,18 @@ from toma_fx.backend import toma_backend
 from toma_fx.config import ToMAConfig
 from toma_fx.explain import explain
 from toma_fx.ops import TileLayout
+from toma_fx.pipelines import apply, remove
 from toma_fx.steps import reset_steps, step, track_steps
 
-__all__ = ["TileLayout", "ToMAConfig", "explain", "reset_steps", "step", "toma_backend", "track_steps"]
+__all__ = [
+    "TileLayout",
+    "ToMAConfig",
+    "apply",
+    "explain",
+    "remove",
+    "reset_steps",
+    "step",
+    "toma_backend",
+    "track_steps",
+]
 __version__ = "0.1.0"

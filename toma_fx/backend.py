@@ -20,6 +20,7 @@ from torch.fx import GraphModule
 from toma_fx.config import ToMAConfig
 from toma_fx.dispatch import compile_merged
 from toma_fx.passes.pipeline import run
+from toma_fx.steps import latent_grid
 
 __all__ = ["ToMABackend", "toma_backend"]
 
@@ -73,6 +74,8 @@ class ToMABackend:
     def _split_options(self, options) -> tuple[dict, ToMAConfig]:
         options = dict(options or {})
         ours = {k[len("toma.") :]: options.pop(k) for k in list(options) if k.startswith("toma.")}
+        if self.config.grid is None and "grid" not in ours and latent_grid() is not None:
+            ours["grid"] = latent_grid()  # a tracked pipeline's current latent: for block graphs
         return options, self.config.replace(**ours) if ours else self.config
 
     def _compile(self, gm: GraphModule, example_inputs: list, mode, options: dict):

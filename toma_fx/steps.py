@@ -9,7 +9,7 @@ The first source that applies wins:
                eps = model(x, t)
 
 2. **diffusers pipelines**: `toma_fx.track_steps(pipe)` reads the branch from the pipeline's
-   `cache_context("cond"/"uncond")` and the step from its scheduler (`toma_fx.step_hook`).
+   `cache_context("cond"/"uncond")` and the step from its scheduler (`toma_fx.pipeline_hooks`).
 3. **Counted calls**: call k of a block is step k. Right for loops that call the denoiser once per step;
    generations follow on from each other until `toma_fx.reset_steps()`.
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from torch.utils.weak import WeakIdKeyDictionary
 
-__all__ = ["Now", "now", "reset_steps", "step", "track_steps"]
+__all__ = ["Now", "latent_grid", "now", "reset_steps", "set_latent_grid", "step", "track_steps"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ _trackers = WeakIdKeyDictionary()  # denoiser parameter -> its pipeline's StepTr
 _counts = WeakIdKeyDictionary()  # block key -> {context: (generation token, calls)}, for counted steps
 _clocks: dict[str | None, tuple[int, int]] = {}  # context -> (last index seen, generation)
 _epoch = 0  # bumped by reset_steps: a new generation everywhere
+_grid: tuple[int, int] | None = None  # the latent grid of the denoiser call in progress
 
 
 @contextlib.contextmanager
@@ -65,11 +66,15 @@ def step(index: int, context: str | None = None):
         _explicit.reset(token)
 
 
-def track_steps(pipe):
-    """Follow a diffusers pipeline's steps and CFG branches; returns a tracker with `.remove()`."""
-    from toma_fx.step_hook import StepTracker
+def track_steps(pipe, *, grids: bool = False):
+    """Follow a diffusers pipeline's steps and CFG branches; returns a tracker with `.remove()`.
 
-    tracker = StepTracker(pipe)
+    `grids=True` also records the latent grid of every denoiser call (`latent_grid`), which block graphs
+    of a regional compile cannot see; it must not be set when the whole denoiser is compiled (the hook
+    would run inside the compiled graph)."""
+    from toma_fx.pipeline_hooks import StepTracker
+
+    tracker = StepTracker(pipe, grids=grids)
     for p in tracker.denoiser.parameters():
         _trackers[p] = tracker
     return tracker
@@ -78,6 +83,17 @@ def track_steps(pipe):
 def untrack(denoiser) -> None:
     for p in denoiser.parameters():
         _trackers.pop(p, None)
+
+
+def set_latent_grid(grid: tuple[int, int] | None) -> None:
+    global _grid
+    _grid = grid
+
+
+def latent_grid() -> tuple[int, int] | None:
+    """`(H, W)` of the latent (or of Flux's token grid) in the current denoiser call, when a tracked
+    pipeline recorded it: `ToMAConfig.grid` for block graphs compiled during that call."""
+    return _grid
 
 
 def reset_steps() -> None:

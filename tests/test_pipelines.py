@@ -1,0 +1,97 @@
+"""`toma_fx.apply` / `remove` on diffusers pipelines built from configs: batch 2, CFG, non-square."""
+
+import pytest
+import torch
+
+from toma_fx import ToMAConfig
+from toma_fx.pipelines import PIPELINES, apply, build_pipeline, load_pipeline, prompt_inputs, remove
+from toma_fx.state import STATE
+from toma_fx.steps import reset_steps
+
+SMALL = ToMAConfig(min_tokens=16, select_every=2)
+
+
+@pytest.fixture(autouse=True)
+def fresh():
+    torch._dynamo.reset()
+    STATE.clear()
+    reset_steps()
+    yield
+    torch._dynamo.reset()
+
+
+def generate(pipe, inputs, steps=4, size=(128, 96)) -> torch.Tensor:
+    h, w = size
+    with torch.no_grad():
+        out = pipe(
+            **inputs, height=h, width=w, num_inference_steps=steps, guidance_scale=5.0, output_type="pt",
+            generator=torch.Generator().manual_seed(0),
+        )  # fmt: skip
+    return out.images
+
+
+@pytest.mark.parametrize("name", sorted(PIPELINES))
+def test_apply_then_remove(name, monkeypatch):
+    """Two generations in a row (batch 2, CFG, 128x96): no recompile after the first, the same images
+    both times, merged (different from the untouched pipeline), and untouched again after `remove`."""
+    pipe = build_pipeline(name)
+    inputs = prompt_inputs(name, pipe, batch=2)
+    untouched = generate(pipe, inputs)
+    apply(pipe, SMALL, inner="aot_eager")
+    first = generate(pipe, inputs)
+    monkeypatch.setattr(torch._dynamo.config, "error_on_recompile", True)
+    second = generate(pipe, inputs)
+    monkeypatch.setattr(torch._dynamo.config, "error_on_recompile", False)
+    assert first.shape == untouched.shape == (2, 3, 128, 96)
+    assert torch.equal(first, second)
+    assert not torch.allclose(first, untouched, atol=1e-3)
+    remove(pipe)
+    assert torch.equal(generate(pipe, inputs), untouched)
+
+
+def test_whole_model_compile():
+    pipe = build_pipeline("flux")
+    inputs = prompt_inputs("flux", pipe, batch=2)
+    untouched = generate(pipe, inputs)
+    apply(pipe, SMALL, regional=False, inner="aot_eager")
+    merged = generate(pipe, inputs)
+    assert merged.shape == untouched.shape and not torch.allclose(merged, untouched, atol=1e-3)
+
+
+def test_ratio_zero_is_plain_torch_compile():
+    pipe = build_pipeline("flux")
+    inputs = prompt_inputs("flux", pipe, batch=2)
+    pipe.transformer.compile_repeated_blocks(fullgraph=True, dynamic=False)
+    plain = generate(pipe, inputs, steps=2)
+    for block in [*pipe.transformer.transformer_blocks, *pipe.transformer.single_transformer_blocks]:
+        block._compiled_call_impl = None
+    torch._dynamo.reset()
+    apply(pipe, ToMAConfig(ratio=0))
+    assert torch.equal(generate(pipe, inputs, steps=2), plain)
+
+
+def test_from_a_local_folder(tmp_path):
+    build_pipeline("pixart").save_pretrained(tmp_path)
+    pipe = load_pipeline(tmp_path)
+    assert pipe.text_encoder is None
+    apply(pipe, SMALL, inner="aot_eager")
+    assert generate(pipe, prompt_inputs("pixart", pipe)).shape == (1, 3, 128, 96)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda: build_pipeline("unet"),
+            r"pipeline must be one of \['flux', 'pixart', 'sd3', 'sdxl'\], got 'unet'",
+        ),
+        (
+            lambda: load_pipeline("/nonexistent"),
+            r"model path '/nonexistent' is not a diffusers pipeline folder",
+        ),
+        (lambda: apply(build_pipeline("sd3"), {"ratio": 0.5}), r"config must be a ToMAConfig, got dict"),
+    ],
+)
+def test_clear_errors(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

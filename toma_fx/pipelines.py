@@ -1,0 +1,201 @@
+"""ToMA on a diffusers pipeline in one line, and pipelines to try it on without downloads.
+
+    pipe = toma_fx.apply(pipe, ToMAConfig(ratio=0.5, select_every=3))   # compiles on the first call
+    image = pipe(prompt, height=1024, width=768).images[0]
+    toma_fx.remove(pipe)                                                  # the pipeline as it was
+
+`apply` compiles the denoiser (`pipe.unet` or `pipe.transformer`) in place through `toma_backend`:
+regionally by default (`compile_repeated_blocks`: one graph per block class, compiled in seconds
+rather than minutes, and as fast), or whole (`regional=False`). It also tracks the pipeline's steps and
+CFG branches (`toma_fx.track_steps`), and for regional compiles the latent grid that block graphs cannot
+see. `dynamic=False`: each resolution compiles once, with static grids the tiles need.
+
+`build_pipeline` assembles SDXL, Flux, SD3 and PixArt-Sigma pipelines from configs with random weights;
+their text encoders are left out and `prompt_inputs` gives precomputed prompt embeddings instead.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+
+import torch
+
+from toma_fx.architectures import build
+from toma_fx.backend import toma_backend
+from toma_fx.config import ToMAConfig
+from toma_fx.steps import track_steps
+
+__all__ = ["PIPELINES", "apply", "build_pipeline", "denoiser_of", "load_pipeline", "prompt_inputs", "remove"]
+
+PIPELINES = {
+    "sdxl": ("StableDiffusionXLPipeline", "unet", "EulerDiscreteScheduler"),
+    "flux": ("FluxPipeline", "transformer", "FlowMatchEulerDiscreteScheduler"),
+    "sd3": ("StableDiffusion3Pipeline", "transformer", "FlowMatchEulerDiscreteScheduler"),
+    "pixart": ("PixArtSigmaPipeline", "transformer", "DPMSolverMultistepScheduler"),
+}
+"""Architecture -> (pipeline class, denoiser attribute, scheduler class)."""
+
+_SCHEDULERS = {  # the published pipelines' scheduler settings that change the sampling loop
+    "sdxl": dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1),
+    "flux": dict(shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15),
+    "sd3": dict(shift=3.0),
+    "pixart": dict(beta_schedule="linear", beta_start=0.0001, beta_end=0.02),
+}
+_VAE_SCALE = {  # (scaling_factor, shift_factor) of the published VAEs
+    "sdxl": (0.13025, None),
+    "flux": (0.3611, 0.1159),
+    "sd3": (1.5305, 0.0609),
+    "pixart": (0.13025, None),
+}
+
+
+def denoiser_of(pipe) -> torch.nn.Module:
+    denoiser = getattr(pipe, "transformer", None) or getattr(pipe, "unet", None)
+    if denoiser is None:
+        raise ValueError(f"{type(pipe).__name__} has neither a `transformer` nor a `unet` to accelerate")
+    return denoiser
+
+
+def apply(
+    pipe,
+    config: ToMAConfig | None = None,
+    *,
+    regional: bool = True,
+    inner="inductor",
+    mode: str | None = None,
+    options: dict | None = None,
+):
+    """Compile `pipe`'s denoiser through `toma_backend` with `config`, in place; returns `pipe`.
+
+    Args:
+        regional: compile each repeated block class once (`compile_repeated_blocks`) rather than the
+            whole denoiser; falls back to whole when the model declares no repeated blocks.
+        inner, mode, options: as for `ToMABackend` and `torch.compile` (`mode` and `options` exclude
+            each other, as in `torch.compile`).
+    """
+    if config is not None and not isinstance(config, ToMAConfig):
+        raise ValueError(f"config must be a ToMAConfig, got {type(config).__name__}")
+    denoiser = denoiser_of(pipe)
+    remove(pipe)
+    regional = regional and bool(getattr(denoiser, "_repeated_blocks", None))
+    tracker = track_steps(pipe, grids=regional)
+    backend = toma_backend.configure(config or ToMAConfig(), inner=inner)
+    kwargs = dict(backend=backend, fullgraph=True, dynamic=False)
+    kwargs.update({k: v for k, v in (("mode", mode), ("options", options)) if v is not None})
+    if regional:
+        denoiser.compile_repeated_blocks(**kwargs)
+        compiled = [m for m in denoiser.modules() if type(m).__name__ in denoiser._repeated_blocks]
+    else:
+        denoiser.compile(**kwargs)
+        compiled = [denoiser]
+    denoiser._toma_fx = (tracker, compiled)
+    return pipe
+
+
+def remove(pipe):
+    """Undo `apply`: the denoiser runs eagerly and untracked again; returns `pipe`."""
+    denoiser = denoiser_of(pipe)
+    applied = getattr(denoiser, "_toma_fx", None)
+    if applied is None:
+        return pipe
+    tracker, compiled = applied
+    for module in compiled:
+        module._compiled_call_impl = None  # what nn.Module.compile set
+    tracker.remove()
+    del denoiser._toma_fx
+    return pipe
+
+
+def build_pipeline(name: str, size: str = "tiny", *, seed: int = 0):
+    """A diffusers pipeline of architecture `name` (`PIPELINES`) with random weights and no text encoders."""
+    import diffusers
+
+    if name not in PIPELINES:
+        raise ValueError(f"pipeline must be one of {sorted(PIPELINES)}, got {name!r}")
+    pipeline_cls, attr, scheduler_cls = PIPELINES[name]
+    denoiser = build(name, size, seed=seed)
+    scheduler = getattr(diffusers, scheduler_cls)(**_SCHEDULERS[name])
+    components = dict(vae=_vae(name, size, denoiser), scheduler=scheduler, **{attr: denoiser})
+    cls = getattr(diffusers, pipeline_cls)
+    for param in inspect.signature(cls.__init__).parameters:
+        if param.startswith(("text_encoder", "tokenizer", "image_encoder", "feature_extractor")):
+            components[param] = None
+    pipe = cls(**components)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def load_pipeline(path: str | Path, *, dtype: torch.dtype | None = None):
+    """A pipeline saved with `save_pretrained` in a local folder; nothing is downloaded. Components saved
+    as absent (text encoders left out by `build_pipeline`) load as None."""
+    import diffusers
+
+    index_file = Path(path) / "model_index.json"
+    if not index_file.is_file():
+        raise ValueError(f"model path {str(path)!r} is not a diffusers pipeline folder (no model_index.json)")
+    index = json.loads(index_file.read_text())
+    absent = {k: None for k, v in index.items() if isinstance(v, list) and v[0] is None}
+    pipeline = diffusers.DiffusionPipeline
+    return pipeline.from_pretrained(path, local_files_only=True, torch_dtype=dtype, **absent)
+
+
+def prompt_inputs(name: str, pipe, *, batch: int = 1, text_tokens: int = 8, seed: int = 0) -> dict:
+    """Random prompt embeddings (and negative ones, for classifier-free guidance) for `pipe(**inputs)`."""
+    g = torch.Generator().manual_seed(seed)
+    denoiser = denoiser_of(pipe)
+    p = next(denoiser.parameters())
+    cfg = denoiser.config
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=g).to(p.device, p.dtype)
+
+    if name == "sdxl":
+        pooled = cfg.projection_class_embeddings_input_dim - 6 * cfg.addition_time_embed_dim
+        text = (batch, text_tokens, cfg.cross_attention_dim)
+        return dict(
+            prompt_embeds=rand(*text), negative_prompt_embeds=rand(*text),
+            pooled_prompt_embeds=rand(batch, pooled), negative_pooled_prompt_embeds=rand(batch, pooled),
+        )  # fmt: skip
+    if name in ("flux", "sd3"):
+        text = (batch, text_tokens, cfg.joint_attention_dim)
+        pooled = (batch, cfg.pooled_projection_dim)
+        inputs = dict(
+            prompt_embeds=rand(*text), negative_prompt_embeds=rand(*text),
+            pooled_prompt_embeds=rand(*pooled), negative_pooled_prompt_embeds=rand(*pooled),
+        )  # fmt: skip
+        if name == "flux":  # true CFG: cond and uncond as two calls per step
+            inputs["true_cfg_scale"] = 2.0
+        return inputs
+    if name == "pixart":
+        text = (batch, text_tokens, cfg.caption_channels)
+        mask = torch.ones(batch, text_tokens, dtype=torch.long, device=p.device)
+        return dict(
+            prompt_embeds=rand(*text), prompt_attention_mask=mask,
+            negative_prompt_embeds=rand(*text), negative_prompt_attention_mask=mask,
+            negative_prompt=None,  # the pipeline's default "" would clash with the embeddings
+        )  # fmt: skip
+    raise ValueError(f"pipeline must be one of {sorted(PIPELINES)}, got {name!r}")
+
+
+def _vae(name: str, size: str, denoiser):
+    """An `AutoencoderKL` whose latent channels fit the denoiser (8x down-sampling, as published)."""
+    from diffusers import AutoencoderKL
+
+    if name == "flux":
+        latent_channels = denoiser.config.in_channels // 4  # 2x2 latent patches are packed
+    else:
+        latent_channels = denoiser.config.in_channels
+    channels = (128, 256, 512, 512) if size == "full" else (32, 32, 32, 32)
+    scaling, shift = _VAE_SCALE[name]
+    return AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=channels,
+        layers_per_block=1 if size != "full" else 2,
+        latent_channels=latent_channels,
+        norm_num_groups=32,
+        scaling_factor=scaling,
+        shift_factor=shift,
+    ).eval()
