@@ -1,11 +1,12 @@
 """The `toma-fx` command line.
 
-    toma-fx demo [--out DIR]        merge quality on real photographs, with a report and a picture
-    toma-fx bench ops [...]         time selection, merge and unmerge at SDXL and Flux sizes
-    toma-fx bench model [...]       a denoiser under toma_backend vs plain torch.compile, with the FLOP ideal
-    toma-fx bench steps [...]       off / select / reuse steps of the schedule vs plain torch.compile
+    toma-fx demo [...]              ToMA vs plain torch.compile on SDXL-like and Flux-like pipelines
+    toma-fx generate [...]          one generation with ToMA, with timings, saved as a PNG
+    toma-fx explain [...]           what the compiler pass merges in a model, and the FLOP-ideal speedup
+    toma-fx bench ops|model|steps|photos [...]   benchmarks (`toma-fx bench <what> --help`)
 
-User errors print one line and exit non-zero, without a traceback.
+Built-in models are built from their configs with random weights (no downloads); `--model PATH` takes a
+diffusers pipeline saved in a local folder. User errors print one line and exit with status 2.
 """
 
 from __future__ import annotations
@@ -16,50 +17,185 @@ from pathlib import Path
 
 from toma_fx import argtypes
 
+BENCHES = ("ops", "model", "steps", "photos")
+ARCHS = ("sdxl", "flux", "sd3", "pixart")
+
+
+def _config_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ratio", type=argtypes.ratio, default=0.5, help="fraction of image tokens removed, [0, 1)"
+    )
+    p.add_argument("--tile", type=argtypes.tile, default=(4, 4), help="tile in tokens, e.g. 4x4")
+    p.add_argument(
+        "--min-tokens", type=argtypes.count, default=1024, help="merge token sets of at least this"
+    )
+    p.add_argument("--select-every", type=argtypes.count, default=1, help="select destinations every n steps")
+
+
+def _model_flags(p: argparse.ArgumentParser, *, default_arch: str | None) -> None:
+    p.add_argument("--arch", choices=ARCHS, default=default_arch, help="a built-in architecture")
+    p.add_argument(
+        "--size", choices=["tiny", "mid", "full"], default=None, help="default: full on a GPU, else mid"
+    )
+    p.add_argument("--model", metavar="PATH", help="a diffusers pipeline saved in a local folder")
+    p.add_argument(
+        "--resolution", type=argtypes.tile, default=None, help="image HxW in pixels (default 512x512)"
+    )
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="toma-fx", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="merge quality on real photographs (no downloads)")
+    demo = sub.add_parser("demo", help="ToMA vs plain torch.compile, end to end (no downloads)")
     demo.add_argument(
         "--out", type=Path, default=Path("toma-fx-out"), help="folder for report.json and the PNG"
     )
-    demo.add_argument("--tile", type=argtypes.tile, default=(4, 4), help="tile in tokens, e.g. 4x4 (default)")
+    demo.add_argument("--models", nargs="+", choices=ARCHS, default=["sdxl", "flux"])
     demo.add_argument(
-        "--ratios",
-        type=argtypes.ratio,
-        nargs="+",
-        default=[0.5, 0.75],
-        help="fractions of tokens removed, in [0, 1)",
+        "--size", choices=["tiny", "mid", "full"], default=None, help="default: full on a GPU, else mid"
     )
+    demo.add_argument("--model", metavar="PATH", help="a diffusers pipeline saved in a local folder")
+    demo.add_argument("--prompt", action="append", default=[], help="prompt for --model (repeatable)")
+    demo.add_argument("--resolution", type=argtypes.tile, default=None, help="image HxW in pixels")
+    demo.add_argument("--steps", type=argtypes.count, default=8)
+    demo.add_argument("--batch", type=argtypes.count, default=1)
+    demo.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    _config_flags(demo)
+
+    gen = sub.add_parser("generate", help="one generation with ToMA, with timings")
+    _model_flags(gen, default_arch="flux")
+    gen.add_argument("--prompt", default="a photograph of a red fox in the snow", help="for --model")
+    gen.add_argument("--steps", type=argtypes.count, default=8)
+    gen.add_argument("--out", type=Path, default=Path("toma-fx-out/image.png"))
+    gen.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    _config_flags(gen)
+
+    exp = sub.add_parser("explain", help="regions merged and skipped, FLOP-ideal speedup, graph diff")
+    _model_flags(exp, default_arch="flux")
+    exp.add_argument("--diff", action="store_true", help="also print the graph diff")
+    _config_flags(exp)
 
     bench = sub.add_parser("bench", help="benchmarks", add_help=False)
-    bench.add_argument(
-        "what",
-        choices=["ops", "model", "steps"],
-        help="ops: selection, merge and unmerge at model sizes; model: ToMA vs plain torch.compile; "
-        "steps: off / select / reuse steps",
-    )
+    bench.add_argument("what", choices=BENCHES, help="ops | model | steps | photos")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args, rest = _parser().parse_known_args(argv)
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
     if args.command == "bench":
-        from toma_fx.bench import model, ops, steps
+        import importlib
 
-        return {"ops": ops, "model": model, "steps": steps}[args.what].main(rest)
+        return importlib.import_module(f"toma_fx.bench.{args.what}").main(rest)
     if rest:
-        _parser().error(f"unrecognized arguments: {' '.join(rest)}")
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    try:
+        return {"demo": _demo, "generate": _generate, "explain": _explain}[args.command](args)
+    except ValueError as e:  # bad model path, tile larger than the grid, nothing to merge, ...
+        print(f"toma-fx {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _config(args):
+    from toma_fx.config import ToMAConfig
+
+    return ToMAConfig(
+        ratio=args.ratio, tile=args.tile, min_tokens=args.min_tokens, select_every=args.select_every
+    )
+
+
+def _resolution(args, size: str) -> tuple[int, int]:
+    h, w = args.resolution or ((1024, 1024) if size == "full" else (512, 512))
+    if h % 16 or w % 16:
+        raise ValueError(f"resolution must be a multiple of 16 on each side, got {h}x{w}")
+    grid = (h // 16, w // 16)  # tokens of the largest merged level: latent / 2
+    if args.tile[0] > grid[0] or args.tile[1] > grid[1]:
+        raise ValueError(
+            f"tile {args.tile[0]}x{args.tile[1]} is larger than the {grid[0]}x{grid[1]} token grid at {h}x{w}"
+        )
+    return h, w
+
+
+def _size(args) -> str:
+    import torch
+
+    return args.size or ("full" if torch.cuda.is_available() else "mid")
+
+
+def _demo(args) -> int:
     from toma_fx.demo import format_table, run_demo
 
-    try:
-        report = run_demo(args.out, ratios=tuple(args.ratios), tile=args.tile)
-    except ValueError as e:  # e.g. a tile larger than a photo's token grid
-        print(f"toma-fx demo: error: {e}", file=sys.stderr)
-        return 2
+    size = _size(args)
+    report = run_demo(
+        args.out, models=tuple(args.models), size=size, resolution=_resolution(args, size), steps=args.steps,
+        batch=args.batch, config=_config(args), model_path=args.model, prompts=tuple(args.prompt),
+        device=args.device,
+    )  # fmt: skip
+    env, (h, w) = report["environment"], report["resolution"]
+    print(f"{env['device']}, torch {env['torch']}, {env['dtype']}; {report['steps']} steps at {h}x{w}, "
+          f"batch {report['batch']}, ratio {args.ratio}")  # fmt: skip
     print(format_table(report["rows"]))
-    print(f"\nwrote {args.out / 'report.json'} and {args.out / 'reconstructions.png'}")
+    print(f"\nwrote {args.out / 'report.json'} and {args.out / 'comparison.png'}")
+    return 0
+
+
+def _pipeline(args):
+    from toma_fx.pipelines import build_pipeline, load_pipeline, prompt_inputs
+
+    if args.model:
+        pipe = load_pipeline(args.model)
+        return pipe, dict(prompt=[args.prompt])
+    pipe = build_pipeline(args.arch, _size(args))
+    return pipe, prompt_inputs(args.arch, pipe)
+
+
+def _generate(args) -> int:
+    import time
+
+    import torch
+
+    from toma_fx.bench.timing import device_and_dtype
+    from toma_fx.pipelines import apply
+
+    dev, dtype = device_and_dtype(args.device, None)
+    h, w = _resolution(args, _size(args))
+    pipe, inputs = _pipeline(args)
+    if dev.type == "cuda":
+        pipe.to(dev, dtype)
+    apply(pipe, _config(args))
+    pipe.set_progress_bar_config(disable=False)
+    times = []
+    for _ in range(2):  # the first call compiles
+        start = time.perf_counter()
+        with torch.no_grad():
+            image = pipe(**inputs, height=h, width=w, num_inference_steps=args.steps).images[0]
+        times.append(time.perf_counter() - start)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    image.save(args.out)
+    print(f"{h}x{w}, {args.steps} steps: first call (compiles) {times[0]:.2f} s, then {times[1]:.2f} s "
+          f"({times[1] / args.steps * 1e3:.1f} ms per step); wrote {args.out}")  # fmt: skip
+    return 0
+
+
+def _explain(args) -> int:
+    from toma_fx.architectures import example_inputs
+    from toma_fx.demo import ARCH_OF_PIPELINE
+    from toma_fx.explain import explain
+    from toma_fx.pipelines import denoiser_of
+
+    h, w = _resolution(args, _size(args))
+    pipe, _ = _pipeline(args)
+    arch = ARCH_OF_PIPELINE.get(type(pipe).__name__) if args.model else args.arch
+    if arch is None:
+        raise ValueError(f"{type(pipe).__name__} is not one of {sorted(ARCH_OF_PIPELINE)}")
+    denoiser = denoiser_of(pipe)
+    latent = (h // pipe.vae_scale_factor, w // pipe.vae_scale_factor)
+    report = explain(denoiser, **example_inputs(arch, denoiser, latent=latent), config=_config(args))
+    print(report)
+    if args.diff:
+        print(report.diff)
+    if not report.regions:
+        raise ValueError(f"nothing to merge in {arch} at {h}x{w}")
     return 0
