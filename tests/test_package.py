@@ -38,10 +38,10 @@ def test_passes_install_as_a_subpackage_only(tmp_path):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["demo", "--ratios", "1.5"], "ratio must be in [0, 1)"),
-        (["demo", "--tile", "4y"], "argument --tile: must look like 4x4"),
-        (["demo", "--tile", "0x4"], "argument --tile: sides must be >= 1"),
-        (["demo", "--tile", "100x4"], "tile must fit in the grid"),
+        (["bench", "photos", "--ratios", "1.5"], "ratio must be in [0, 1)"),
+        (["bench", "photos", "--tile", "4y"], "argument --tile: must look like 4x4"),
+        (["bench", "photos", "--tile", "0x4"], "argument --tile: sides must be >= 1"),
+        (["bench", "photos", "--tile", "100x4"], "tile must fit in the grid"),
         (["nonsense"], "invalid choice"),
     ],
 )
@@ -53,9 +53,9 @@ def test_user_errors_are_one_line_without_traceback(argv, message, capsys):
     assert message in err and "Traceback" not in err
 
 
-def test_demo_writes_its_report_and_picture(tmp_path, capsys):
-    pytest.importorskip("skimage", reason="the demo's photographs come with scikit-image (extra 'demo')")
-    assert main(["demo", "--out", str(tmp_path), "--ratios", "0.75"]) == 0
+def test_photos_bench_writes_its_report_and_picture(tmp_path, capsys):
+    pytest.importorskip("skimage", reason="the photographs come with scikit-image (extra 'demo')")
+    assert main(["bench", "photos", "--out", str(tmp_path), "--ratios", "0.75"]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert {r["ratio"] for r in report["rows"]} == {0.75}
     assert (tmp_path / "reconstructions.png").stat().st_size > 10_000

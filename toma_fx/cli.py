@@ -146,7 +146,7 @@ def _pipeline(args):
 
     if args.model:
         pipe = load_pipeline(args.model)
-        return pipe, dict(prompt=[args.prompt])
+        return pipe, dict(prompt=[getattr(args, "prompt", "")])
     pipe = build_pipeline(args.arch, _size(args))
     return pipe, prompt_inputs(args.arch, pipe)
 

@@ -7,7 +7,7 @@ For each model, one pipeline is compiled twice, regionally with Inductor: plain 
 then through `toma_fx.apply`. Each generates the same images from the same seed twice; the first run
 compiles, the second is timed. Reported: per-step and end-to-end latency, the speedup, the FLOP-ideal
 speedup of one denoiser call (`toma_fx.explain`), compile time, and fidelity against the plain run:
-PSNR of the final images and cosine similarity of the denoiser outputs at every step. Writes
+PSNR of the final images and cosine similarity of the denoiser outputs at every call. Writes
 `report.json` and `comparison.png` (plain | ToMA, one row per model).
 
 With random weights the images are noise; fidelity still says how far ToMA moves the sampler from
@@ -141,7 +141,7 @@ def _compare(pipe, arch, inputs, resolution, steps, config, dev) -> tuple[dict, 
         "compile_s_toma": toma["compile_s"],
         "psnr_db": _psnr(plain["images"], toma["images"]),
         "cosine_min": min(cosines),
-        "cosine_per_step": cosines,
+        "cosine_per_call": cosines,
     }
     return row, (plain["images"][0], toma["images"][0])
 
