@@ -84,3 +84,11 @@ def test_user_errors_are_one_line(argv, message, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert message in err.strip().splitlines()[-1] and "Traceback" not in err
+
+
+def test_demo_on_a_local_pipeline(tmp_path):
+    build_pipeline("sd3").save_pretrained(tmp_path / "model")
+    argv = ["demo", "--model", str(tmp_path / "model"), "--min-tokens", "16", "--resolution", "64x64"]
+    assert main([*argv, "--steps", "2", "--out", str(tmp_path / "out")]) == 0
+    (row,) = json.loads((tmp_path / "out" / "report.json").read_text())["rows"]
+    assert row["model"] == "sd3" and row["flop_ideal_speedup"] > 1

@@ -61,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--steps", type=argtypes.count, default=8)
     demo.add_argument("--batch", type=argtypes.count, default=1)
     demo.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    demo.add_argument("--whole", action="store_true", help="compile whole denoisers, not their blocks")
     _config_flags(demo)
 
     gen = sub.add_parser("generate", help="one generation with ToMA, with timings")
@@ -131,7 +132,7 @@ def _demo(args) -> int:
     report = run_demo(
         args.out, models=tuple(args.models), size=size, resolution=_resolution(args, size), steps=args.steps,
         batch=args.batch, config=_config(args), model_path=args.model, prompts=tuple(args.prompt),
-        device=args.device,
+        device=args.device, regional=not args.whole,
     )  # fmt: skip
     env, (h, w) = report["environment"], report["resolution"]
     print(f"{env['device']}, torch {env['torch']}, {env['dtype']}; {report['steps']} steps at {h}x{w}, "

@@ -3,8 +3,8 @@
     toma-fx demo                                       # built-in configs, random weights, no downloads
     toma-fx demo --model PATH --prompt "a red fox"     # a pipeline saved in a local folder
 
-For each model, one pipeline is compiled twice, regionally with Inductor: plain (`torch.compile`),
-then through `toma_fx.apply`. Each generates the same images from the same seed twice; the first run
+For each model, one pipeline is compiled twice with Inductor, regionally (or whole, `--whole`): plain
+(`torch.compile`), then through `toma_fx.apply`. Each generates the same images from the same seed twice; the first run
 compiles, the second is timed. Reported: per-step and end-to-end latency, the speedup, the FLOP-ideal
 speedup of one denoiser call (`toma_fx.explain`), compile time, and fidelity against the plain run:
 PSNR of the final images and cosine similarity of the denoiser outputs at every call. Writes
@@ -51,6 +51,7 @@ def run_demo(
     model_path: str | None = None,
     prompts: tuple[str, ...] = (),
     device: str | None = None,
+    regional: bool = True,
 ) -> dict:
     """Run every model plain and with ToMA; write `report.json` and `comparison.png` into `out_dir`."""
     dev, dtype = device_and_dtype(device, None)
@@ -62,7 +63,7 @@ def run_demo(
         pipe, arch, inputs = _pipeline(name, size, batch, prompts, model_path is not None)
         if dev.type == "cuda":  # SDXL's VAE and UNet are published in fp16, Flux in bf16
             pipe.to(dev, torch.float16 if arch == "sdxl" else dtype)
-        row, pair = _compare(pipe, arch, inputs, resolution, steps, config, dev)
+        row, pair = _compare(pipe, arch, inputs, batch, resolution, steps, config, dev, regional)
         rows.append({"model": arch or name, "size": None if model_path else size, **row})
         images.append((rows[-1]["model"], pair))
     report = {
@@ -71,6 +72,7 @@ def run_demo(
         "steps": steps,
         "batch": batch,
         "config": config.to_dict(),
+        "compile": "regional" if regional else "whole",
         "rows": rows,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -99,26 +101,30 @@ def format_table(rows: list[dict]) -> str:
 
 
 def _pipeline(name: str, size: str, batch: int, prompts: tuple[str, ...], local: bool):
-    """(pipeline, architecture name or None, call arguments)."""
+    """(pipeline, architecture name or None, call arguments). A local pipeline saved without text
+    encoders (as `build_pipeline` makes them) gets prompt embeddings instead of prompts."""
+    text_tokens = 8 if size == "tiny" else 77
     if not local:
         pipe = build_pipeline(name, size)
-        return pipe, name, prompt_inputs(name, pipe, batch=batch, text_tokens=8 if size == "tiny" else 77)
+        return pipe, name, prompt_inputs(name, pipe, batch=batch, text_tokens=text_tokens)
     pipe = load_pipeline(name)
     arch = ARCH_OF_PIPELINE.get(type(pipe).__name__)
+    if getattr(pipe, "text_encoder", None) is None and arch is not None:
+        return pipe, arch, prompt_inputs(arch, pipe, batch=batch, text_tokens=text_tokens)
     return pipe, arch, dict(prompt=list(prompts or ("a photograph of a red fox in the snow",)) * batch)
 
 
-def _compare(pipe, arch, inputs, resolution, steps, config, dev) -> tuple[dict, tuple]:
-    flop_ideal = _flop_ideal(pipe, arch, inputs, resolution, config) if arch else None
+def _compare(pipe, arch, inputs, batch, resolution, steps, config, dev, regional) -> tuple[dict, tuple]:
+    flop_ideal = _flop_ideal(pipe, arch, batch, resolution, config) if arch else None
     denoiser = denoiser_of(pipe)
     runs = {}
     for label in ("plain", "toma"):
         torch._dynamo.reset()
         if label == "plain":
-            _compile_plain(denoiser)
+            _compile_plain(denoiser, regional)
         else:
             _uncompile(denoiser)
-            apply(pipe, config)
+            apply(pipe, config, regional=regional)
         pipe.set_progress_bar_config(desc=f"{arch or 'model'} {label}", leave=False)
         first = _generate(pipe, inputs, resolution, steps, dev)
         runs[label] = second = _generate(pipe, inputs, resolution, steps, dev)
@@ -146,8 +152,8 @@ def _compare(pipe, arch, inputs, resolution, steps, config, dev) -> tuple[dict, 
     return row, (plain["images"][0], toma["images"][0])
 
 
-def _compile_plain(denoiser) -> None:
-    if getattr(denoiser, "_repeated_blocks", None):
+def _compile_plain(denoiser, regional: bool) -> None:
+    if regional and getattr(denoiser, "_repeated_blocks", None):
         denoiser.compile_repeated_blocks(fullgraph=True, dynamic=False)
     else:
         denoiser.compile(fullgraph=True, dynamic=False)
@@ -192,10 +198,9 @@ def _generate(pipe, inputs, resolution, steps, dev) -> dict:
     return {"images": images, "steps": per_step or [total], "total_s": total, "outputs": outputs}
 
 
-def _flop_ideal(pipe, arch, inputs, resolution, config) -> float:
+def _flop_ideal(pipe, arch, batch, resolution, config) -> float:
     """FLOP-ideal speedup of one denoiser call at this resolution (CFG batch included)."""
     denoiser = denoiser_of(pipe)
-    batch = next(iter(v for v in inputs.values() if isinstance(v, torch.Tensor))).shape[0]
     if arch in ("sdxl", "sd3", "pixart"):
         batch *= 2  # these pipelines stack cond and uncond in one call
     latent = (resolution[0] // pipe.vae_scale_factor, resolution[1] // pipe.vae_scale_factor)
