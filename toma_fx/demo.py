@@ -4,11 +4,11 @@
     toma-fx demo --model PATH --prompt "a red fox"     # a pipeline saved in a local folder
 
 For each model, one pipeline is compiled twice with Inductor, regionally (or whole, `--whole`): plain
-(`torch.compile`), then through `toma_fx.apply`. Each generates the same images from the same seed twice; the first run
-compiles, the second is timed. Reported: per-step and end-to-end latency, the speedup, the FLOP-ideal
-speedup of one denoiser call (`toma_fx.explain`), compile time, and fidelity against the plain run:
-PSNR of the final images and cosine similarity of the denoiser outputs at every call. Writes
-`report.json` and `comparison.png` (plain | ToMA, one row per model).
+(`torch.compile`), then through `toma_fx.apply`. Each generates the same images from the same seed
+twice; the first run compiles, the second is timed. Reported: per-step and end-to-end latency, the
+speedup, the FLOP-ideal speedup of one denoiser call (`toma_fx.explain`), compile time, and fidelity
+against the plain run: PSNR of the final images and cosine similarity of the denoiser outputs at every
+call. Writes `report.json` and `comparison.png` (plain | ToMA, one row per model).
 
 With random weights the images are noise; fidelity still says how far ToMA moves the sampler from
 the plain model. On a GPU the full-size architectures run at 1024x1024 in half precision.
