@@ -39,7 +39,7 @@ def test_demo_writes_report_and_picture(tmp_path, capsys):
                 "total_s_toma", "compile_s_plain", "compile_s_toma", "psnr_db", "cosine_min"):  # fmt: skip
         assert row[key] is not None, key
     assert row["flop_ideal_speedup"] > 1 and 0 < row["cosine_min"] <= 1 + 1e-6
-    assert len(row["cosine_per_call"]) == 4  # 2 steps x (cond, uncond): Flux runs true CFG as two calls
+    assert len(row["cosine_per_step"]) == 2
     assert (tmp_path / "comparison.png").stat().st_size > 0
     assert "flux" in capsys.readouterr().out
 

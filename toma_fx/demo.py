@@ -7,8 +7,8 @@ For each model, one pipeline is compiled twice with Inductor, regionally (or who
 (`torch.compile`), then through `toma_fx.apply`. Each generates the same images from the same seed
 twice; the first run compiles, the second is timed. Reported: per-step and end-to-end latency, the
 speedup, the FLOP-ideal speedup of one denoiser call (`toma_fx.explain`), compile time, and fidelity
-against the plain run: PSNR of the final images and cosine similarity of the denoiser outputs at every
-call. Writes `report.json` and `comparison.png` (plain | ToMA, one row per model).
+against the plain run: PSNR of the final images and cosine similarity of the denoiser outputs (after
+guidance) at every step. Writes `report.json` and `comparison.png` (plain | ToMA, one row per model).
 
 With random weights the images are noise; fidelity still says how far ToMA moves the sampler from
 the plain model. On a GPU the full-size architectures run at 1024x1024 in half precision.
@@ -147,7 +147,7 @@ def _compare(pipe, arch, inputs, batch, resolution, steps, config, dev, regional
         "compile_s_toma": toma["compile_s"],
         "psnr_db": _psnr(plain["images"], toma["images"]),
         "cosine_min": min(cosines),
-        "cosine_per_call": cosines,
+        "cosine_per_step": cosines,
     }
     return row, (plain["images"][0], toma["images"][0])
 
@@ -165,11 +165,14 @@ def _uncompile(denoiser) -> None:
 
 
 def _generate(pipe, inputs, resolution, steps, dev) -> dict:
-    """One generation: images in [0, 1], seconds per step and in total, the denoiser output per step."""
+    """One generation: images in [0, 1], seconds per step and in total, and the denoiser output the
+    scheduler received at each step (after guidance), caught outside any compiled code."""
     outputs, stamps = [], []
+    scheduler_step = pipe.scheduler.step
 
-    def keep_output(module, args, kwargs, out):
-        outputs.append((out[0] if isinstance(out, tuple) else out.sample).detach().float().cpu())
+    def keep_output(model_output, *args, **kwargs):
+        outputs.append(model_output.detach().float().cpu())
+        return scheduler_step(model_output, *args, **kwargs)
 
     def stamp(pipe, i, t, callback_kwargs):
         if dev.type == "cuda":
@@ -177,7 +180,7 @@ def _generate(pipe, inputs, resolution, steps, dev) -> dict:
         stamps.append(time.perf_counter())
         return callback_kwargs
 
-    hook = denoiser_of(pipe).register_forward_hook(keep_output, with_kwargs=True)
+    pipe.scheduler.step = keep_output
     h, w = resolution
     if dev.type == "cuda":
         torch.cuda.synchronize()
@@ -189,7 +192,7 @@ def _generate(pipe, inputs, resolution, steps, dev) -> dict:
                 generator=torch.Generator().manual_seed(0), callback_on_step_end=stamp,
             ).images  # fmt: skip
     finally:
-        hook.remove()
+        del pipe.scheduler.step
     if dev.type == "cuda":
         torch.cuda.synchronize()
     total = time.perf_counter() - start
