@@ -3,19 +3,11 @@
 import json
 
 import pytest
-import torch
 
 from toma_fx.cli import main
 from toma_fx.pipelines import build_pipeline
 
 TINY = ["--size", "tiny", "--min-tokens", "16"]
-
-
-@pytest.fixture(autouse=True)
-def fresh():
-    torch._dynamo.reset()
-    yield
-    torch._dynamo.reset()
 
 
 def test_demo_writes_report_and_picture(tmp_path, capsys):

@@ -5,19 +5,8 @@ import torch
 
 from toma_fx import ToMAConfig
 from toma_fx.pipelines import PIPELINES, apply, build_pipeline, load_pipeline, prompt_inputs, remove
-from toma_fx.state import STATE
-from toma_fx.steps import reset_steps
 
 SMALL = ToMAConfig(min_tokens=16, select_every=2)
-
-
-@pytest.fixture(autouse=True)
-def fresh():
-    torch._dynamo.reset()
-    STATE.clear()
-    reset_steps()
-    yield
-    torch._dynamo.reset()
 
 
 def generate(pipe, inputs, steps=4, size=(128, 96)) -> torch.Tensor:
