@@ -28,9 +28,10 @@ def test_demo_writes_report_and_picture(tmp_path, capsys):
     report = json.loads((tmp_path / "report.json").read_text())
     (row,) = report["rows"]
     for key in ("step_ms_plain", "step_ms_toma", "speedup", "flop_ideal_speedup", "total_s_plain",
-                "total_s_toma", "compile_s_plain", "compile_s_toma", "psnr_db", "cosine_min"):  # fmt: skip
+                "total_s_toma", "compile_s_plain", "compile_s_toma", "psnr_db", "ssim",
+                "cosine_min"):  # fmt: skip
         assert row[key] is not None, key
-    assert row["flop_ideal_speedup"] > 1 and 0 < row["cosine_min"] <= 1 + 1e-6
+    assert row["flop_ideal_speedup"] > 1 and 0 < row["cosine_min"] <= 1 + 1e-6 and 0 < row["ssim"] < 1
     assert len(row["cosine_per_step"]) == 2
     assert (tmp_path / "comparison.png").stat().st_size > 0
     assert "flux" in capsys.readouterr().out

@@ -7,7 +7,7 @@ For each model, one pipeline is compiled twice with Inductor, regionally (or who
 (`torch.compile`), then through `toma_fx.apply`. Each generates the same images from the same seed
 twice; the first run compiles, the second is timed. Reported: per-step and end-to-end latency, the
 speedup, the FLOP-ideal speedup of one denoiser call (`toma_fx.explain`), compile time, and fidelity
-against the plain run: PSNR of the final images and cosine similarity of the denoiser outputs (after
+against the plain run: PSNR and SSIM of the final images and cosine similarity of the denoiser outputs (after
 guidance) at every step. Writes `report.json` and `comparison.png` (plain | ToMA, one row per model).
 
 With random weights the images are noise; fidelity still says how far ToMA moves the sampler from
@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from toma_fx.architectures import example_inputs
+from toma_fx.bench.fidelity import cosine, psnr, ssim
 from toma_fx.bench.timing import device_and_dtype, environment
 from toma_fx.config import ToMAConfig
 from toma_fx.explain import explain
@@ -86,11 +87,11 @@ def format_table(rows: list[dict]) -> str:
         ("model", "{}"), ("step ms plain", "{:.1f}"), ("step ms ToMA", "{:.1f}"), ("speedup", "{:.2f}x"),
         ("FLOP-ideal", "{:.2f}x"), ("total s plain", "{:.2f}"), ("total s ToMA", "{:.2f}"),
         ("compile s plain", "{:.1f}"), ("compile s ToMA", "{:.1f}"), ("PSNR dB", "{:.1f}"),
-        ("cosine min", "{:.4f}"),
+        ("SSIM", "{:.4f}"), ("cosine min", "{:.4f}"),
     ]  # fmt: skip
     keys = [
         "model", "step_ms_plain", "step_ms_toma", "speedup", "flop_ideal_speedup", "total_s_plain",
-        "total_s_toma", "compile_s_plain", "compile_s_toma", "psnr_db", "cosine_min",
+        "total_s_toma", "compile_s_plain", "compile_s_toma", "psnr_db", "ssim", "cosine_min",
     ]  # fmt: skip
     cells = [[h for h, _ in cols]]
     for r in rows:
@@ -131,10 +132,7 @@ def _compare(pipe, arch, inputs, batch, resolution, steps, config, dev, regional
         second["compile_s"] = max(first["total_s"] - second["total_s"], 0.0)
     remove(pipe)
     plain, toma = runs["plain"], runs["toma"]
-    cosines = [
-        torch.nn.functional.cosine_similarity(a.flatten().double(), b.flatten().double(), dim=0).item()
-        for a, b in zip(plain["outputs"], toma["outputs"])
-    ]
+    cosines = [cosine(a, b) for a, b in zip(plain["outputs"], toma["outputs"])]
     step_plain, step_toma = statistics.median(plain["steps"]), statistics.median(toma["steps"])
     row = {
         "step_ms_plain": step_plain * 1e3,
@@ -145,7 +143,8 @@ def _compare(pipe, arch, inputs, batch, resolution, steps, config, dev, regional
         "total_s_toma": toma["total_s"],
         "compile_s_plain": plain["compile_s"],
         "compile_s_toma": toma["compile_s"],
-        "psnr_db": _psnr(plain["images"], toma["images"]),
+        "psnr_db": psnr(plain["images"], toma["images"]),
+        "ssim": ssim(plain["images"], toma["images"]),
         "cosine_min": min(cosines),
         "cosine_per_step": cosines,
     }
@@ -209,16 +208,11 @@ def _flop_ideal(pipe, arch, batch, resolution, config) -> float:
     latent = (resolution[0] // pipe.vae_scale_factor, resolution[1] // pipe.vae_scale_factor)
     example = example_inputs(arch, denoiser, batch=batch, latent=latent)
     report = explain(denoiser, **example, config=config)
-    if not report.regions:
+    if not report.regions and config.ratio > 0:
         why = report.skipped[0].why if report.skipped else "no attention or MLP found"
         h, w = resolution
         raise ValueError(f"nothing to merge in {arch} at {h}x{w} (first candidate skipped: {why})")
     return report.speedup
-
-
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = (a - b).pow(2).mean().item()
-    return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1.0 / mse)).item()
 
 
 def _write_comparison(path: Path, rows: list[tuple[str, tuple[torch.Tensor, torch.Tensor]]]) -> None:

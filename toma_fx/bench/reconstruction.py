@@ -9,11 +9,11 @@ the original patches scores the choice alone.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 
+from toma_fx.bench.fidelity import psnr
 from toma_fx.ops import (
     TileLayout,
     merge,
@@ -59,12 +59,6 @@ def tokens_to_image(tokens: torch.Tensor, grid: tuple[int, int], patch: int = 8)
     H, W = grid
     x = tokens.reshape(H, W, patch, patch, 3).permute(0, 2, 1, 3, 4)
     return x.reshape(H * patch, W * patch, 3)
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor, peak: float = 1.0) -> float:
-    """Peak signal-to-noise ratio in dB; inf for identical inputs."""
-    mse = (a.double() - b.double()).pow(2).mean().item()
-    return math.inf if mse == 0 else 10 * math.log10(peak**2 / mse)
 
 
 Chooser = Callable[[torch.Tensor, TileLayout, torch.Generator], list[torch.Tensor]]
