@@ -143,13 +143,10 @@ def _demo(args) -> int:
 
 
 def _pipeline(args):
-    from toma_fx.pipelines import build_pipeline, load_pipeline, prompt_inputs
+    from toma_fx.pipelines import open_pipeline
 
-    if args.model:
-        pipe = load_pipeline(args.model)
-        return pipe, dict(prompt=[getattr(args, "prompt", "")])
-    pipe = build_pipeline(args.arch, _size(args))
-    return pipe, prompt_inputs(args.arch, pipe)
+    prompts = (args.prompt,) if getattr(args, "prompt", None) else ()
+    return open_pipeline(args.model or args.arch, _size(args), prompts=prompts)
 
 
 def _generate(args) -> int:
@@ -162,7 +159,7 @@ def _generate(args) -> int:
 
     dev, dtype = device_and_dtype(args.device, None)
     h, w = _resolution(args, _size(args))
-    pipe, inputs = _pipeline(args)
+    pipe, _, inputs = _pipeline(args)
     if dev.type == "cuda":
         pipe.to(dev, dtype)
     apply(pipe, _config(args))
@@ -183,13 +180,11 @@ def _generate(args) -> int:
 
 def _explain(args) -> int:
     from toma_fx.architectures import example_inputs
-    from toma_fx.demo import ARCH_OF_PIPELINE
     from toma_fx.explain import explain
-    from toma_fx.pipelines import denoiser_of
+    from toma_fx.pipelines import ARCH_OF_PIPELINE, denoiser_of
 
     h, w = _resolution(args, _size(args))
-    pipe, _ = _pipeline(args)
-    arch = ARCH_OF_PIPELINE.get(type(pipe).__name__) if args.model else args.arch
+    pipe, arch, _ = _pipeline(args)
     if arch is None:
         raise ValueError(f"{type(pipe).__name__} is not one of {sorted(ARCH_OF_PIPELINE)}")
     denoiser = denoiser_of(pipe)

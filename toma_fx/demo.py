@@ -28,16 +28,9 @@ from toma_fx.bench.fidelity import cosine, psnr, ssim
 from toma_fx.bench.timing import device_and_dtype, environment
 from toma_fx.config import ToMAConfig
 from toma_fx.explain import explain
-from toma_fx.pipelines import apply, build_pipeline, denoiser_of, load_pipeline, prompt_inputs, remove
+from toma_fx.pipelines import apply, denoiser_of, open_pipeline, remove
 
-__all__ = ["ARCH_OF_PIPELINE", "format_table", "run_demo"]
-
-ARCH_OF_PIPELINE = {
-    "StableDiffusionXLPipeline": "sdxl",
-    "FluxPipeline": "flux",
-    "StableDiffusion3Pipeline": "sd3",
-    "PixArtSigmaPipeline": "pixart",
-}
+__all__ = ["format_table", "run_demo"]
 
 
 def run_demo(
@@ -61,7 +54,7 @@ def run_demo(
     config = config or ToMAConfig()
     rows, images = [], []
     for name in [model_path] if model_path else models:
-        pipe, arch, inputs = _pipeline(name, size, batch, prompts, model_path is not None)
+        pipe, arch, inputs = open_pipeline(name, size, batch=batch, prompts=prompts)
         if dev.type == "cuda":  # SDXL's VAE and UNet are published in fp16, Flux in bf16
             pipe.to(dev, torch.float16 if arch == "sdxl" else dtype)
         row, pair = _compare(pipe, arch, inputs, batch, resolution, steps, config, dev, regional)
@@ -99,20 +92,6 @@ def format_table(rows: list[dict]) -> str:
     widths = [max(len(c[i]) for c in cells) for i in range(len(cols))]
     lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
     return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
-
-
-def _pipeline(name: str, size: str, batch: int, prompts: tuple[str, ...], local: bool):
-    """(pipeline, architecture name or None, call arguments). A local pipeline saved without text
-    encoders (as `build_pipeline` makes them) gets prompt embeddings instead of prompts."""
-    text_tokens = 8 if size == "tiny" else 77
-    if not local:
-        pipe = build_pipeline(name, size)
-        return pipe, name, prompt_inputs(name, pipe, batch=batch, text_tokens=text_tokens)
-    pipe = load_pipeline(name)
-    arch = ARCH_OF_PIPELINE.get(type(pipe).__name__)
-    if getattr(pipe, "text_encoder", None) is None and arch is not None:
-        return pipe, arch, prompt_inputs(arch, pipe, batch=batch, text_tokens=text_tokens)
-    return pipe, arch, dict(prompt=list(prompts or ("a photograph of a red fox in the snow",)) * batch)
 
 
 def _compare(pipe, arch, inputs, batch, resolution, steps, config, dev, regional) -> tuple[dict, tuple]:

@@ -27,7 +27,17 @@ from toma_fx.backend import toma_backend
 from toma_fx.config import ToMAConfig
 from toma_fx.steps import track_steps
 
-__all__ = ["PIPELINES", "apply", "build_pipeline", "denoiser_of", "load_pipeline", "prompt_inputs", "remove"]
+__all__ = [
+    "ARCH_OF_PIPELINE",
+    "PIPELINES",
+    "apply",
+    "build_pipeline",
+    "denoiser_of",
+    "load_pipeline",
+    "open_pipeline",
+    "prompt_inputs",
+    "remove",
+]
 
 PIPELINES = {
     "sdxl": ("StableDiffusionXLPipeline", "unet", "EulerDiscreteScheduler"),
@@ -36,6 +46,8 @@ PIPELINES = {
     "pixart": ("PixArtSigmaPipeline", "transformer", "DPMSolverMultistepScheduler"),
 }
 """Architecture -> (pipeline class, denoiser attribute, scheduler class)."""
+
+ARCH_OF_PIPELINE = {cls: arch for arch, (cls, _, _) in PIPELINES.items()}
 
 _SCHEDULERS = {  # the published pipelines' scheduler settings that change the sampling loop
     "sdxl": dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1),
@@ -139,6 +151,22 @@ def load_pipeline(path: str | Path, *, dtype: torch.dtype | None = None):
     absent = {k: None for k, v in index.items() if isinstance(v, list) and v[0] is None}
     pipeline = diffusers.DiffusionPipeline
     return pipeline.from_pretrained(path, local_files_only=True, torch_dtype=dtype, **absent)
+
+
+def open_pipeline(source: str, size: str = "tiny", *, batch: int = 1, prompts: tuple[str, ...] = ()):
+    """`(pipeline, architecture or None, call arguments)` for a built-in architecture (`PIPELINES`) or a
+    local folder. A built-in pipeline, or a local one saved without text encoders, gets prompt
+    embeddings; a local one with text encoders gets `prompts` (a default one if none). Names win over
+    folders: give a folder called like an architecture as `./flux`."""
+    text_tokens = 8 if size == "tiny" else 77
+    if source in PIPELINES:
+        pipe = build_pipeline(source, size)
+        return pipe, source, prompt_inputs(source, pipe, batch=batch, text_tokens=text_tokens)
+    pipe = load_pipeline(source)
+    arch = ARCH_OF_PIPELINE.get(type(pipe).__name__)
+    if getattr(pipe, "text_encoder", None) is None and arch is not None:
+        return pipe, arch, prompt_inputs(arch, pipe, batch=batch, text_tokens=text_tokens)
+    return pipe, arch, dict(prompt=list(prompts or ("a photograph of a red fox in the snow",)) * batch)
 
 
 def prompt_inputs(name: str, pipe, *, batch: int = 1, text_tokens: int = 8, seed: int = 0) -> dict:
