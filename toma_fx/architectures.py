@@ -264,14 +264,23 @@ ARCHITECTURES = {
 _SIZES = ("tiny", "mid", "full")
 
 
-def build(name: str, size: str = "tiny", *, seed: int = 0) -> nn.Module:
-    """A randomly initialised denoiser in eval mode, on CPU, fp32."""
+def build(
+    name: str, size: str = "tiny", *, seed: int = 0, device: str | torch.device = "cpu", dtype=torch.float32
+) -> nn.Module:
+    """A randomly initialised denoiser in eval mode, created directly on `device` in `dtype`: a
+    full-size model never passes through CPU memory or float32 (Flux-dev would take 48 GB)."""
     if name not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {name!r}")
     if size not in _SIZES:
         raise ValueError(f"size must be one of {_SIZES}, got {size!r}")
     torch.manual_seed(seed)
-    return ARCHITECTURES[name](size).eval()
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            return ARCHITECTURES[name](size).eval()
+    finally:
+        torch.set_default_dtype(default)
 
 
 def load(name: str, path: str) -> nn.Module:

@@ -48,10 +48,19 @@ def positive(text: str) -> float:
 
 def count(text: str) -> int:
     """An int >= 1."""
+    return _int_at_least(text, 1)
+
+
+def nonnegative(text: str) -> int:
+    """An int >= 0."""
+    return _int_at_least(text, 0)
+
+
+def _int_at_least(text: str, low: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}")
+        value = low - 1
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be an int >= {low}, got {text!r}")
     return value

@@ -3,7 +3,8 @@
     toma-fx demo [...]              ToMA vs plain torch.compile on SDXL-like and Flux-like pipelines
     toma-fx generate [...]          one generation with ToMA, with timings, saved as a PNG
     toma-fx explain [...]           what the compiler pass merges in a model, and the FLOP-ideal speedup
-    toma-fx bench ops|model|steps|photos [...]   benchmarks (`toma-fx bench <what> --help`)
+    toma-fx bench [...]             eager, torch.compile, ToMA at several ratios and tomesd on one pipeline
+    toma-fx bench ops|model|steps|photos [...]   narrower benchmarks (`toma-fx bench <what> --help`)
 
 Built-in models are built from their configs with random weights (no downloads); `--model PATH` takes a
 diffusers pipeline saved in a local folder. User errors print one line and exit with status 2.
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from toma_fx import argtypes
 
-BENCHES = ("ops", "model", "steps", "photos")
+BENCHES = ("pipeline", "ops", "model", "steps", "photos")
 ARCHS = ("sdxl", "flux", "sd3", "pixart")
 
 
@@ -78,12 +79,14 @@ def _parser() -> argparse.ArgumentParser:
     _config_flags(exp)
 
     bench = sub.add_parser("bench", help="benchmarks", add_help=False)
-    bench.add_argument("what", choices=BENCHES, help="ops | model | steps | photos")
+    bench.add_argument("what", choices=BENCHES, help=" | ".join(BENCHES))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"] and (len(argv) == 1 or argv[1].startswith("-")):
+        argv.insert(1, "pipeline")  # `toma-fx bench [flags]` is the pipeline benchmark
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
     if args.command == "bench":

@@ -120,16 +120,20 @@ def remove(pipe):
     return pipe
 
 
-def build_pipeline(name: str, size: str = "tiny", *, seed: int = 0):
-    """A diffusers pipeline of architecture `name` (`PIPELINES`) with random weights and no text encoders."""
+def build_pipeline(
+    name: str, size: str = "tiny", *, seed: int = 0, device: str | torch.device = "cpu", dtype=torch.float32
+):
+    """A diffusers pipeline of architecture `name` (`PIPELINES`) with random weights and no text encoders,
+    on `device` in `dtype` (the denoiser is created there; see `architectures.build`)."""
     import diffusers
 
     if name not in PIPELINES:
         raise ValueError(f"pipeline must be one of {sorted(PIPELINES)}, got {name!r}")
     pipeline_cls, attr, scheduler_cls = PIPELINES[name]
-    denoiser = build(name, size, seed=seed)
+    denoiser = build(name, size, seed=seed, device=device, dtype=dtype)
     scheduler = getattr(diffusers, scheduler_cls)(**_SCHEDULERS[name])
-    components = dict(vae=_vae(name, size, denoiser), scheduler=scheduler, **{attr: denoiser})
+    vae = _vae(name, size, denoiser).to(device, dtype)
+    components = dict(vae=vae, scheduler=scheduler, **{attr: denoiser})
     cls = getattr(diffusers, pipeline_cls)
     for param in inspect.signature(cls.__init__).parameters:
         if param.startswith(("text_encoder", "tokenizer", "image_encoder", "feature_extractor")):
@@ -153,24 +157,44 @@ def load_pipeline(path: str | Path, *, dtype: torch.dtype | None = None):
     return pipeline.from_pretrained(path, local_files_only=True, torch_dtype=dtype, **absent)
 
 
-def open_pipeline(source: str, size: str = "tiny", *, batch: int = 1, prompts: tuple[str, ...] = ()):
+def open_pipeline(
+    source: str,
+    size: str = "tiny",
+    *,
+    batch: int = 1,
+    prompts: tuple[str, ...] = (),
+    true_cfg: bool = True,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+):
     """`(pipeline, architecture or None, call arguments)` for a built-in architecture (`PIPELINES`) or a
     local folder. A built-in pipeline, or a local one saved without text encoders, gets prompt
-    embeddings; a local one with text encoders gets `prompts` (a default one if none). Names win over
-    folders: give a folder called like an architecture as `./flux`."""
+    embeddings (`true_cfg` as for `prompt_inputs`); a local one with text encoders gets `prompts` (a
+    default one if none). Names win over folders: give a folder called like an architecture as `./flux`."""
     text_tokens = 8 if size == "tiny" else 77
     if source in PIPELINES:
-        pipe = build_pipeline(source, size)
-        return pipe, source, prompt_inputs(source, pipe, batch=batch, text_tokens=text_tokens)
-    pipe = load_pipeline(source)
+        pipe = build_pipeline(source, size, device=device, dtype=dtype)
+        return (
+            pipe,
+            source,
+            prompt_inputs(source, pipe, batch=batch, text_tokens=text_tokens, true_cfg=true_cfg),
+        )
+    pipe = load_pipeline(source, dtype=dtype).to(device)
     arch = ARCH_OF_PIPELINE.get(type(pipe).__name__)
     if getattr(pipe, "text_encoder", None) is None and arch is not None:
-        return pipe, arch, prompt_inputs(arch, pipe, batch=batch, text_tokens=text_tokens)
+        inputs = prompt_inputs(arch, pipe, batch=batch, text_tokens=text_tokens, true_cfg=true_cfg)
+        return pipe, arch, inputs
     return pipe, arch, dict(prompt=list(prompts or ("a photograph of a red fox in the snow",)) * batch)
 
 
-def prompt_inputs(name: str, pipe, *, batch: int = 1, text_tokens: int = 8, seed: int = 0) -> dict:
-    """Random prompt embeddings (and negative ones, for classifier-free guidance) for `pipe(**inputs)`."""
+def prompt_inputs(
+    name: str, pipe, *, batch: int = 1, text_tokens: int = 8, seed: int = 0, true_cfg: bool = True
+) -> dict:
+    """Random prompt embeddings (and negative ones, for classifier-free guidance) for `pipe(**inputs)`.
+
+    Flux-dev is guidance-distilled: its usual call runs the denoiser once per step. `true_cfg=True` adds
+    negative embeddings and `true_cfg_scale=2.0`, so that cond and uncond run as two calls per step
+    (what toma-fx must keep apart); `true_cfg=False` is the usual call."""
     g = torch.Generator().manual_seed(seed)
     denoiser = denoiser_of(pipe)
     p = next(denoiser.parameters())
@@ -193,8 +217,10 @@ def prompt_inputs(name: str, pipe, *, batch: int = 1, text_tokens: int = 8, seed
             prompt_embeds=rand(*text), negative_prompt_embeds=rand(*text),
             pooled_prompt_embeds=rand(*pooled), negative_pooled_prompt_embeds=rand(*pooled),
         )  # fmt: skip
-        if name == "flux":  # true CFG: cond and uncond as two calls per step
+        if name == "flux" and true_cfg:
             inputs["true_cfg_scale"] = 2.0
+        elif name == "flux":
+            del inputs["negative_prompt_embeds"], inputs["negative_pooled_prompt_embeds"]
         return inputs
     if name == "pixart":
         text = (batch, text_tokens, cfg.caption_channels)

@@ -1,0 +1,354 @@
+"""Pipeline benchmark: eager, plain torch.compile, ToMA at several ratios, and tomesd, side by side on
+one pipeline in one process, with fidelity against the plain compile.
+
+    toma-fx bench                                  # SDXL-like; the full architecture at 1024x1024 on a GPU
+    toma-fx bench --arch flux --ratios 0.25 0.5 0.75 --select-every 3
+    toma-fx bench --model PATH --prompt "a red fox" --dino DINO_PATH --clip CLIP_PATH
+
+Every method runs on the same pipeline (same weights) from the same seed and inputs, twice: the first
+generation compiles, the second is measured. The baseline is plain torch.compile (Inductor), compiled
+the way ToMA is (regionally unless `--whole`). Per method: median step latency, end-to-end latency,
+compile time (first generation minus second), peak memory, the FLOP-ideal speedup of one denoiser
+call, and fidelity to the baseline: PSNR and SSIM of the final images, cosine of the denoiser outputs
+at every step, and DINO / CLIP scores when local weights are given. Then one ToMA run is profiled
+(`toma_fx.bench.breakdown`): selection, merge and unmerge as shares of the denoiser's time.
+
+Writes `report.json`, `report.md`, `ratio.png` (speedup and fidelity against ratio) and `samples.png`.
+Built-in pipelines have random weights: their images are noise, and fidelity says how far a method
+moves the sampler from the baseline, not how good its images look.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from toma_fx import argtypes
+from toma_fx.architectures import example_inputs
+from toma_fx.bench import methods as M
+from toma_fx.bench.breakdown import PartitionedInductor, profile_parts
+from toma_fx.bench.fidelity import cosine, psnr, ssim
+from toma_fx.bench.generation import generate
+from toma_fx.bench.report import markdown_table, plot_against_ratio, write_sheet
+from toma_fx.bench.timing import environment
+from toma_fx.config import ToMAConfig
+from toma_fx.pipelines import PIPELINES, denoiser_of, open_pipeline
+from toma_fx.state import STATE
+
+__all__ = ["Scorers", "breakdown", "main", "measure", "run"]
+
+BASELINE = "compile"
+
+
+@dataclass
+class Scorers:
+    """Semantic scorers (`toma_fx.bench.semantic`), each optional; `prompts` for CLIP-T."""
+
+    dino: object | None = None
+    clip: object | None = None
+    prompts: list[str] | None = None
+
+
+def measure(
+    pipe,
+    arch: str | None,
+    inputs: dict,
+    methods: list[M.Method],
+    *,
+    resolution: tuple[int, int],
+    steps: int,
+    scorers: Scorers | None = None,
+    progress: bool = True,
+) -> tuple[list[dict], dict[str, torch.Tensor]]:
+    """Run every method on `pipe` and compare each with the `compile` method, which must be among them.
+
+    Returns one row per method (the keys of `report.COLUMNS`, plus `kind`, `ratio`, `cosine_per_step`,
+    `cosine_mean`, `step_ms_all`) and each method's final images `(B, 3, H, W)`."""
+    names = [m.name for m in methods]
+    if BASELINE not in names:
+        raise ValueError(f"methods must include the baseline {BASELINE!r}, got {names}")
+    denoiser = denoiser_of(pipe)
+    latent = (resolution[0] // pipe.vae_scale_factor, resolution[1] // pipe.vae_scale_factor)
+    example = example_inputs(arch, denoiser, latent=latent) if arch else None
+    runs = {}
+    for method in tqdm(methods, desc="methods", disable=not progress):
+        ideal = 1.0 if method.flop_ideal is None else None
+        if method.flop_ideal is not None and example is not None:
+            ideal = method.flop_ideal(denoiser, example)
+        torch._dynamo.reset()
+        STATE.clear()
+        undo = method.install(pipe)
+        try:
+            pipe.set_progress_bar_config(desc=method.name, leave=False, disable=not progress)
+            first = generate(pipe, inputs, resolution=resolution, steps=steps)
+            second = generate(pipe, inputs, resolution=resolution, steps=steps)
+        finally:
+            undo()
+        runs[method.name] = (method, first, second, ideal)
+    base = runs[BASELINE][2]
+    base_step = statistics.median(base.step_ms)
+    scorers = scorers or Scorers()
+    rows = []
+    for method, first, run, ideal in runs.values():
+        step = statistics.median(run.step_ms)
+        cosines = [cosine(a, b) for a, b in zip(base.outputs, run.outputs)]
+        memory = run.peak_memory_bytes
+        rows.append({
+            "method": method.name,
+            "kind": method.kind,
+            "ratio": method.ratio,
+            "step_ms": step,
+            "step_ms_all": run.step_ms,
+            "speedup": base_step / step,
+            "total_s": run.total_s,
+            "speedup_total": base.total_s / run.total_s,
+            "flop_ideal_speedup": ideal,
+            "of_ideal": base_step / step / ideal if ideal else None,
+            "compile_s": max(first.total_s - run.total_s, 0.0),
+            "peak_memory_gib": None if memory is None else memory / 2**30,
+            "psnr_db": psnr(base.images, run.images),
+            "ssim": ssim(base.images, run.images),
+            "cosine_min": min(cosines),
+            "cosine_mean": statistics.fmean(cosines),
+            "cosine_per_step": cosines,
+            **_semantic(scorers, base.images, run.images),
+        })  # fmt: skip
+    return rows, {name: r[2].images for name, r in runs.items()}
+
+
+def _semantic(scorers: Scorers, base: torch.Tensor, images: torch.Tensor) -> dict:
+    dino, clip = scorers.dino, scorers.clip
+    return {
+        "dino": dino.similarity(base, images) if dino else None,
+        "clip_image": clip.image_similarity(base, images) if clip else None,
+        "clip_text": clip.text_score(images, scorers.prompts) if clip and scorers.prompts else None,
+    }
+
+
+def breakdown(
+    pipe, inputs: dict, config: ToMAConfig, *, resolution, steps: int, regional: bool = True
+) -> dict:
+    """Profile one generation with ToMA cut into labelled pieces (`toma_fx.bench.breakdown`).
+
+    Returns the shares of the denoiser's time spent in selection, merge (weights, merge matmul and
+    positional gathers) and unmerge, each part's own share, and the cut graph's median step latency
+    (cutting stops some fusion; compare it with the real step)."""
+    denoiser = denoiser_of(pipe)
+    torch._dynamo.reset()
+    STATE.clear()
+    inner = PartitionedInductor()
+    undo = M.toma(config, regional=regional, inner=inner).install(pipe)
+    try:
+        generate(pipe, inputs, resolution=resolution, steps=steps)  # compiles
+        timed = generate(pipe, inputs, resolution=resolution, steps=steps)
+        device = pipe._execution_device
+        parts = profile_parts(
+            lambda: generate(pipe, inputs, resolution=resolution, steps=steps), denoiser, device
+        )
+    finally:
+        undo()
+    shares = parts["shares"]
+    result = {"ratio": config.ratio, "cut_step_ms": statistics.median(timed.step_ms), "parts": shares}
+    if shares is None:
+        return {**result, "note": "the profiler saw no ToMA piece: nothing was merged"}
+    grouped = {
+        "selection": shares["selection"],
+        "merge": shares["weights"] + shares["merge"] + shares["gather"],
+        "unmerge": shares["unmerge"],
+    }
+    return {**result, **grouped, "toma": sum(grouped.values()), "denoiser_ms": parts["denoiser_ms"]}
+
+
+def methods_for(
+    pipe, config: ToMAConfig, ratios, *, latent, regional: bool, eager: bool, tomesd: bool
+) -> tuple[list[M.Method], dict[str, str]]:
+    """The methods to run, and the reasons for those left out."""
+    chosen = [M.eager()] if eager else []
+    chosen.append(M.compiled(regional=regional))
+    chosen += [M.toma(config.replace(ratio=r), regional=regional) for r in ratios]
+    skipped = {}
+    if tomesd:
+        reason = M.tomesd_skip_reason(pipe)
+        if reason is None:
+            depth = M.tomesd_max_downsample(latent, config.min_tokens)
+            chosen += [M.tomesd(r, max_downsample=depth, regional=regional) for r in ratios if r > 0]
+        else:
+            skipped["tomesd"] = reason
+    return chosen, skipped
+
+
+def run(
+    out_dir: Path,
+    source: str = "sdxl",
+    size: str | None = None,
+    *,
+    resolution: tuple[int, int] | None = None,
+    steps: int | None = None,
+    batch: int = 1,
+    ratios: tuple[float, ...] = (0.25, 0.5, 0.75),
+    config: ToMAConfig | None = None,
+    regional: bool = True,
+    eager: bool = True,
+    tomesd: bool = True,
+    profile: bool = True,
+    true_cfg: bool = False,
+    device: str | None = None,
+    dino: str | None = None,
+    clip: str | None = None,
+    prompts: tuple[str, ...] = (),
+    extra: tuple[M.Method, ...] = (),
+    progress: bool = True,
+) -> dict:
+    """The whole benchmark on one pipeline; writes the report files into `out_dir` and returns the report.
+
+    `config` gives tiles, token threshold and schedule; each ToMA run replaces its ratio. `steps`
+    defaults to the pipeline's own default on full-size models (SDXL 50, Flux 28) and to 8 otherwise.
+    `extra` methods run after the others (tests use it for a deliberately corrupted run)."""
+    from toma_fx.bench import semantic
+
+    config = config or ToMAConfig()
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    size = size or ("full" if dev.type == "cuda" else "mid")
+    resolution = resolution or ((1024, 1024) if size == "full" else (512, 512))
+    dtype = _dtype(source, dev)
+    scorers = Scorers(
+        dino=semantic.DinoScorer(dino, dev) if dino else None,
+        clip=semantic.ClipScorer(clip, dev) if clip else None,
+    )  # loaded first: a bad path fails before anything compiles
+    pipe, arch, inputs = open_pipeline(
+        source, size, batch=batch, prompts=prompts, true_cfg=true_cfg, device=dev, dtype=dtype
+    )
+    scorers.prompts = inputs.get("prompt")
+    steps = steps or (_default_steps(pipe) if size == "full" else 8)
+    latent = (resolution[0] // pipe.vae_scale_factor, resolution[1] // pipe.vae_scale_factor)
+    chosen, skipped = methods_for(
+        pipe, config, ratios, latent=latent, regional=regional, eager=eager, tomesd=tomesd
+    )
+    rows, images = measure(
+        pipe, arch, inputs, [*chosen, *extra], resolution=resolution, steps=steps, scorers=scorers,
+        progress=progress,
+    )  # fmt: skip
+    merged = [r for r in ratios if r > 0]
+    profiled = None
+    if profile and merged:
+        ratio = 0.5 if 0.5 in merged else merged[-1]
+        profiled = breakdown(
+            pipe, inputs, config.replace(ratio=ratio), resolution=resolution, steps=steps, regional=regional
+        )
+    report = {
+        "environment": environment(dev, dtype),
+        "model": arch or source,
+        "size": None if arch is None or source not in PIPELINES else size,
+        "resolution": list(resolution),
+        "steps": steps,
+        "batch": batch,
+        "compile": "regional" if regional else "whole",
+        "baseline": BASELINE,
+        "config": config.to_dict(),
+        "rows": rows,
+        "skipped": skipped,
+        "breakdown": profiled,
+    }
+    _write(out_dir, report, images)
+    return report
+
+
+def _dtype(source: str, dev: torch.device) -> torch.dtype:
+    """fp32 on CPU; on a GPU the published precision: SDXL fp16, the DiTs bf16."""
+    if dev.type != "cuda":
+        return torch.float32
+    return torch.float16 if source == "sdxl" else torch.bfloat16
+
+
+def _default_steps(pipe) -> int:
+    return inspect.signature(type(pipe).__call__).parameters["num_inference_steps"].default or 28
+
+
+def _write(out_dir: Path, report: dict, images: dict[str, torch.Tensor]) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2))
+    (out_dir / "report.md").write_text(format_report(report) + "\n")
+    h, w = report["resolution"]
+    title = f"{report['model']} {h}x{w}, {report['steps']} steps"
+    plot_against_ratio(report["rows"], out_dir / "ratio.png", title=title)
+    write_sheet(out_dir / "samples.png", [[(name, batch[0]) for name, batch in images.items()]])
+
+
+def format_report(report: dict) -> str:
+    """The Markdown report: set-up, the table, what was skipped, the profile."""
+    env, (h, w) = report["environment"], report["resolution"]
+    lines = [
+        f"{report['model']} ({report['size'] or 'local'}), {h}x{w}, {report['steps']} steps, batch "
+        f"{report['batch']}, {report['compile']} compile; {env['device']}, torch {env['torch']}, {env['dtype']}. "
+        f"Speedups and fidelity against plain torch.compile.",
+        "",
+        markdown_table(report["rows"]),
+    ]
+    for what, why in report["skipped"].items():
+        lines += ["", f"{what}: not run, {why}."]
+    b = report["breakdown"]
+    if b and b.get("toma") is not None:
+        lines += [
+            "",
+            f"Profile of ToMA {b['ratio']:g} (graph cut at ToMA's nodes; cut step {b['cut_step_ms']:.1f} ms): "
+            f"selection {b['selection']:.1%}, merge {b['merge']:.1%}, unmerge {b['unmerge']:.1%} of the "
+            f"denoiser's time; {b['toma']:.1%} in all.",
+        ]
+    elif b:
+        lines += ["", f"Profile: {b['note']}."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="toma-fx bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--arch", choices=sorted(PIPELINES), default="sdxl", help="a built-in pipeline")
+    p.add_argument("--model", metavar="PATH", help="a diffusers pipeline saved in a local folder")
+    p.add_argument("--prompt", action="append", default=[], help="prompt for --model (repeatable)")
+    p.add_argument("--size", choices=["tiny", "mid", "full"], help="default: full on a GPU, else mid")
+    p.add_argument("--resolution", type=argtypes.tile, help="image HxW (default 1024x1024 full, else 512x512)")
+    p.add_argument("--steps", type=argtypes.count, help="default: the pipeline's own on full size, else 8")
+    p.add_argument("--batch", type=argtypes.count, default=1)
+    p.add_argument("--ratios", type=argtypes.ratio, nargs="+", default=[0.25, 0.5, 0.75])
+    p.add_argument("--tile", type=argtypes.tile, default=(4, 4))
+    p.add_argument("--min-tokens", type=argtypes.count, default=1024)
+    p.add_argument("--select-every", type=argtypes.count, default=1)
+    p.add_argument("--merge-every", type=argtypes.count, default=1)
+    p.add_argument("--warmup-steps", type=argtypes.nonnegative, default=0)
+    p.add_argument("--reuse-weights", action="store_true")
+    p.add_argument("--whole", action="store_true", help="compile whole denoisers, not their blocks")
+    p.add_argument("--no-eager", action="store_true", help="leave out the eager run")
+    p.add_argument("--no-tomesd", action="store_true", help="leave out tomesd")
+    p.add_argument("--no-profile", action="store_true", help="leave out the profiled ToMA run")
+    p.add_argument("--true-cfg", action="store_true", help="Flux: cond and uncond as two calls per step")
+    p.add_argument("--dino", metavar="PATH", help="local DINO / DINOv2 weights (transformers folder)")
+    p.add_argument("--clip", metavar="PATH", help="local CLIP weights (transformers folder)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    p.add_argument("--out", type=Path, help="report folder (default toma-fx-out/bench-<model>)")
+    args = p.parse_args(argv)
+    source = args.model or args.arch
+    config = ToMAConfig(
+        tile=args.tile, min_tokens=args.min_tokens, select_every=args.select_every,
+        merge_every=args.merge_every, warmup_steps=args.warmup_steps, reuse_weights=args.reuse_weights,
+    )  # fmt: skip
+    out = args.out or Path("toma-fx-out") / f"bench-{Path(source).name}"
+    try:
+        report = run(
+            out, source, args.size, resolution=args.resolution, steps=args.steps, batch=args.batch,
+            ratios=tuple(args.ratios), config=config, regional=not args.whole, eager=not args.no_eager,
+            tomesd=not args.no_tomesd, profile=not args.no_profile, true_cfg=args.true_cfg,
+            device=args.device, dino=args.dino, clip=args.clip, prompts=tuple(args.prompt),
+        )  # fmt: skip
+    except ValueError as e:
+        print(f"toma-fx bench: error: {e}", file=sys.stderr)
+        return 2
+    print(format_report(report))
+    print(f"\nwrote {out}/report.json, report.md, ratio.png, samples.png")
+    return 0
