@@ -17,6 +17,8 @@ pass must accelerate all the same.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -274,11 +276,18 @@ def build(
     if size not in _SIZES:
         raise ValueError(f"size must be one of {_SIZES}, got {size!r}")
     torch.manual_seed(seed)
+    with created_on(device, dtype):
+        return ARCHITECTURES[name](size).eval()
+
+
+@contextlib.contextmanager
+def created_on(device: str | torch.device, dtype: torch.dtype):
+    """Modules created inside get their parameters on `device` in `dtype`, with no copy."""
     default = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
         with torch.device(device):
-            return ARCHITECTURES[name](size).eval()
+            yield
     finally:
         torch.set_default_dtype(default)
 

@@ -17,18 +17,16 @@ the plain model. On a GPU the full-size architectures run at 1024x1024 in half p
 from __future__ import annotations
 
 import json
-import statistics
-import time
 from pathlib import Path
 
 import torch
 
-from toma_fx.architectures import example_inputs
-from toma_fx.bench.fidelity import cosine, psnr, ssim
+from toma_fx.bench import methods
+from toma_fx.bench.pipeline import measure
+from toma_fx.bench.report import write_sheet
 from toma_fx.bench.timing import device_and_dtype, environment
 from toma_fx.config import ToMAConfig
-from toma_fx.explain import explain
-from toma_fx.pipelines import apply, denoiser_of, open_pipeline, remove
+from toma_fx.pipelines import open_pipeline
 
 __all__ = ["format_table", "run_demo"]
 
@@ -52,14 +50,33 @@ def run_demo(
     size = size or ("full" if dev.type == "cuda" else "mid")
     resolution = resolution or ((1024, 1024) if size == "full" else (512, 512))
     config = config or ToMAConfig()
-    rows, images = [], []
+    rows, sheet = [], []
     for name in [model_path] if model_path else models:
-        pipe, arch, inputs = open_pipeline(name, size, batch=batch, prompts=prompts)
-        if dev.type == "cuda":  # SDXL's VAE and UNet are published in fp16, Flux in bf16
-            pipe.to(dev, torch.float16 if arch == "sdxl" else dtype)
-        row, pair = _compare(pipe, arch, inputs, batch, resolution, steps, config, dev, regional)
-        rows.append({"model": arch or name, "size": None if model_path else size, **row})
-        images.append((rows[-1]["model"], pair))
+        # SDXL's VAE and UNet are published in fp16, Flux in bf16
+        model_dtype = torch.float16 if dev.type == "cuda" and name == "sdxl" else dtype
+        pipe, arch, inputs = open_pipeline(
+            name, size, batch=batch, prompts=prompts, device=dev, dtype=model_dtype
+        )
+        plain, toma = methods.compiled(regional=regional), methods.toma(config, regional=regional)
+        (p, t), images = measure(
+            pipe, arch, inputs, [plain, toma], resolution=resolution, steps=steps, progress=True
+        )
+        rows.append({
+            "model": arch or name, "size": None if model_path else size,
+            "step_ms_plain": p["step_ms"], "step_ms_toma": t["step_ms"], "speedup": t["speedup"],
+            "flop_ideal_speedup": t["flop_ideal_speedup"] if arch else None,
+            "total_s_plain": p["total_s"], "total_s_toma": t["total_s"],
+            "compile_s_plain": p["compile_s"], "compile_s_toma": t["compile_s"],
+            "psnr_db": t["psnr_db"], "ssim": t["ssim"], "cosine_min": t["cosine_min"],
+            "cosine_per_step": t["cosine_per_step"],
+        })  # fmt: skip
+        model = rows[-1]["model"]
+        sheet.append(
+            [
+                (f"{model}: plain torch.compile", images[plain.name][0]),
+                (f"{model}: ToMA", images[toma.name][0]),
+            ]
+        )
     report = {
         "environment": environment(dev, dtype),
         "resolution": list(resolution),
@@ -71,7 +88,7 @@ def run_demo(
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
-    _write_comparison(out_dir / "comparison.png", images)
+    write_sheet(out_dir / "comparison.png", sheet)
     return report
 
 
@@ -92,118 +109,3 @@ def format_table(rows: list[dict]) -> str:
     widths = [max(len(c[i]) for c in cells) for i in range(len(cols))]
     lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
     return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
-
-
-def _compare(pipe, arch, inputs, batch, resolution, steps, config, dev, regional) -> tuple[dict, tuple]:
-    flop_ideal = _flop_ideal(pipe, arch, batch, resolution, config) if arch else None
-    denoiser = denoiser_of(pipe)
-    runs = {}
-    for label in ("plain", "toma"):
-        torch._dynamo.reset()
-        if label == "plain":
-            _compile_plain(denoiser, regional)
-        else:
-            _uncompile(denoiser)
-            apply(pipe, config, regional=regional)
-        pipe.set_progress_bar_config(desc=f"{arch or 'model'} {label}", leave=False)
-        first = _generate(pipe, inputs, resolution, steps, dev)
-        runs[label] = second = _generate(pipe, inputs, resolution, steps, dev)
-        second["compile_s"] = max(first["total_s"] - second["total_s"], 0.0)
-    remove(pipe)
-    plain, toma = runs["plain"], runs["toma"]
-    cosines = [cosine(a, b) for a, b in zip(plain["outputs"], toma["outputs"])]
-    step_plain, step_toma = statistics.median(plain["steps"]), statistics.median(toma["steps"])
-    row = {
-        "step_ms_plain": step_plain * 1e3,
-        "step_ms_toma": step_toma * 1e3,
-        "speedup": step_plain / step_toma,
-        "flop_ideal_speedup": flop_ideal,
-        "total_s_plain": plain["total_s"],
-        "total_s_toma": toma["total_s"],
-        "compile_s_plain": plain["compile_s"],
-        "compile_s_toma": toma["compile_s"],
-        "psnr_db": psnr(plain["images"], toma["images"]),
-        "ssim": ssim(plain["images"], toma["images"]),
-        "cosine_min": min(cosines),
-        "cosine_per_step": cosines,
-    }
-    return row, (plain["images"][0], toma["images"][0])
-
-
-def _compile_plain(denoiser, regional: bool) -> None:
-    if regional and getattr(denoiser, "_repeated_blocks", None):
-        denoiser.compile_repeated_blocks(fullgraph=True, dynamic=False)
-    else:
-        denoiser.compile(fullgraph=True, dynamic=False)
-
-
-def _uncompile(denoiser) -> None:
-    for module in denoiser.modules():
-        module._compiled_call_impl = None
-
-
-def _generate(pipe, inputs, resolution, steps, dev) -> dict:
-    """One generation: images in [0, 1], seconds per step and in total, and the denoiser output the
-    scheduler received at each step (after guidance), caught outside any compiled code."""
-    outputs, stamps = [], []
-    scheduler_step = pipe.scheduler.step
-
-    def keep_output(model_output, *args, **kwargs):
-        outputs.append(model_output.detach().float().cpu())
-        return scheduler_step(model_output, *args, **kwargs)
-
-    def stamp(pipe, i, t, callback_kwargs):
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        stamps.append(time.perf_counter())
-        return callback_kwargs
-
-    pipe.scheduler.step = keep_output
-    h, w = resolution
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    try:
-        with torch.no_grad():
-            images = pipe(
-                **inputs, height=h, width=w, num_inference_steps=steps, output_type="pt",
-                generator=torch.Generator().manual_seed(0), callback_on_step_end=stamp,
-            ).images  # fmt: skip
-    finally:
-        del pipe.scheduler.step
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    total = time.perf_counter() - start
-    per_step = [b - a for a, b in zip([start, *stamps], stamps)][1:]  # step 0 also holds prompt set-up
-    images = images.float().cpu()
-    return {"images": images, "steps": per_step or [total], "total_s": total, "outputs": outputs}
-
-
-def _flop_ideal(pipe, arch, batch, resolution, config) -> float:
-    """FLOP-ideal speedup of one denoiser call at this resolution (CFG batch included)."""
-    denoiser = denoiser_of(pipe)
-    if arch in ("sdxl", "sd3", "pixart"):
-        batch *= 2  # these pipelines stack cond and uncond in one call
-    latent = (resolution[0] // pipe.vae_scale_factor, resolution[1] // pipe.vae_scale_factor)
-    example = example_inputs(arch, denoiser, batch=batch, latent=latent)
-    report = explain(denoiser, **example, config=config)
-    if not report.regions and config.ratio > 0:
-        why = report.skipped[0].why if report.skipped else "no attention or MLP found"
-        h, w = resolution
-        raise ValueError(f"nothing to merge in {arch} at {h}x{w} (first candidate skipped: {why})")
-    return report.speedup
-
-
-def _write_comparison(path: Path, rows: list[tuple[str, tuple[torch.Tensor, torch.Tensor]]]) -> None:
-    """One row per model: plain | ToMA, labelled."""
-    from PIL import Image, ImageDraw
-
-    tiles = [[(img.clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy() for img in pair] for _, pair in rows]
-    h, w = tiles[0][0].shape[:2]
-    sheet = Image.new("RGB", (2 * w, len(rows) * (h + 20)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for r, ((model, _), pair) in enumerate(zip(rows, tiles)):
-        for c, (label, img) in enumerate(zip(("plain torch.compile", "ToMA"), pair)):
-            sheet.paste(Image.fromarray(img).resize((w, h)), (c * w, r * (h + 20) + 20))
-            draw.text((c * w + 4, r * (h + 20) + 4), f"{model}: {label}", fill="black")
-    sheet.save(path)

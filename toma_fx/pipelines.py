@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from toma_fx.architectures import build
+from toma_fx.architectures import build, created_on
 from toma_fx.backend import toma_backend
 from toma_fx.config import ToMAConfig
 from toma_fx.steps import track_steps
@@ -132,7 +132,8 @@ def build_pipeline(
     pipeline_cls, attr, scheduler_cls = PIPELINES[name]
     denoiser = build(name, size, seed=seed, device=device, dtype=dtype)
     scheduler = getattr(diffusers, scheduler_cls)(**_SCHEDULERS[name])
-    vae = _vae(name, size, denoiser).to(device, dtype)
+    with created_on(device, dtype):
+        vae = _vae(name, size, denoiser)
     components = dict(vae=vae, scheduler=scheduler, **{attr: denoiser})
     cls = getattr(diffusers, pipeline_cls)
     for param in inspect.signature(cls.__init__).parameters:

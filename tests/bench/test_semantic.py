@@ -1,68 +1,15 @@
 """Semantic scores on tiny random DINO / CLIP models saved to local folders: exact for identical images,
 lower for more corrupted ones, CLIPScore in range, and clear errors for bad paths and inputs."""
 
-import string
-
 import pytest
 import torch
-from transformers import (
-    BitImageProcessor,
-    CLIPConfig,
-    CLIPImageProcessor,
-    CLIPModel,
-    CLIPProcessor,
-    CLIPTokenizer,
-    Dinov2Config,
-    Dinov2Model,
-    ViTConfig,
-    ViTImageProcessor,
-    ViTModel,
-)
 
 from toma_fx.bench.semantic import ClipScorer, DinoScorer
 
-TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-VISION = dict(TINY, image_size=32, patch_size=8)
-
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("semantic")
-    crop = {"height": 32, "width": 32}
-
-    Dinov2Model(Dinov2Config(**VISION)).save_pretrained(root / "dinov2")
-    BitImageProcessor(size={"shortest_edge": 32}, crop_size=crop).save_pretrained(root / "dinov2")
-
-    # Like facebook/dino-vitb16: a ViT saved without a pooler.
-    ViTModel(ViTConfig(**VISION), add_pooling_layer=False).save_pretrained(root / "vit")
-    ViTImageProcessor(size=crop).save_pretrained(root / "vit")
-
-    # Letters only, no merges: every prompt of lowercase words tokenizes offline.
-    letters = list(string.ascii_lowercase)
-    specials = ["<|startoftext|>", "<|endoftext|>"]
-    vocab = {t: i for i, t in enumerate(specials + letters + [c + "</w>" for c in letters])}
-    text = dict(
-        TINY,
-        vocab_size=len(vocab),
-        max_position_embeddings=16,
-        bos_token_id=0,
-        eos_token_id=1,
-        pad_token_id=1,
-    )
-    config = CLIPConfig(text_config=text, vision_config=VISION, projection_dim=16)
-    CLIPModel(config).save_pretrained(root / "clip")
-    CLIPProcessor(
-        image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size=crop),
-        tokenizer=CLIPTokenizer(vocab=vocab, merges=[]),
-    ).save_pretrained(root / "clip")
-    (root / "empty").mkdir()
-    return root
-
-
-@pytest.fixture(scope="module")
-def clip(folders):
-    return ClipScorer(folders / "clip")
+def clip(semantic_folders):
+    return ClipScorer(semantic_folders / "clip")
 
 
 def images(seed=0, shape=(4, 3, 40, 48)):
@@ -74,8 +21,8 @@ def noised(x, level, seed=1):
 
 
 @pytest.mark.parametrize("kind", ["dinov2", "vit"])
-def test_dino_identical_exact_and_corruption_lowers(folders, kind):
-    scorer = DinoScorer(folders / kind)
+def test_dino_identical_exact_and_corruption_lowers(semantic_folders, kind):
+    scorer = DinoScorer(semantic_folders / kind)
     x = images()
     emb = scorer.embed(x)
     assert emb.shape == (4, 32) and emb.dtype == torch.float32
@@ -107,29 +54,29 @@ def test_clip_text_score_in_range_and_broadcasts(clip):
     assert 0 <= per_image <= 100
 
 
-def test_half_precision_input_works(folders, clip):
+def test_half_precision_input_works(semantic_folders, clip):
     x = images()
-    dino = DinoScorer(folders / "dinov2")
+    dino = DinoScorer(semantic_folders / "dinov2")
     assert dino.similarity(x.half(), x) == pytest.approx(1.0, abs=1e-2)
     assert clip.image_similarity(x.half(), x) == pytest.approx(1.0, abs=1e-2)
     assert 0 <= clip.text_score(x.half(), ["a cat"]) <= 100
 
 
-def test_bad_model_folders_are_named(folders):
+def test_bad_model_semantic_folders_are_named(semantic_folders):
     with pytest.raises(
         ValueError, match=r"dino model path '.*missing' is not a local transformers model folder \(no config"
     ):
-        DinoScorer(folders / "missing")
+        DinoScorer(semantic_folders / "missing")
     with pytest.raises(ValueError, match=r"dino model path '.*empty' .*\(no config.json\)"):
-        DinoScorer(folders / "empty")
+        DinoScorer(semantic_folders / "empty")
     with pytest.raises(ValueError, match="dino model path .*'clip' model.*dinov2"):
-        DinoScorer(folders / "clip")
+        DinoScorer(semantic_folders / "clip")
     with pytest.raises(ValueError, match="clip model path .*'dinov2' model.*clip"):
-        ClipScorer(folders / "dinov2")
+        ClipScorer(semantic_folders / "dinov2")
 
 
-def test_bad_inputs_are_named(folders, clip):
-    dino = DinoScorer(folders / "vit")
+def test_bad_inputs_are_named(semantic_folders, clip):
+    dino = DinoScorer(semantic_folders / "vit")
     x = images()
     with pytest.raises(ValueError, match=r"images must be a \(B, 3, H, W\)"):
         dino.embed(x[:, :1])

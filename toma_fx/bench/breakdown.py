@@ -105,9 +105,12 @@ def _unpack_weights(gm: GraphModule) -> None:
             with gm.graph.inserting_after(anchor):
                 anchor = gm.graph.call_function(operator.getitem, (node, i))
             items.append(anchor)
+
+        def unpacked(a, node=node, items=items):
+            return items if a is node else a
+
         for user in users:
-            user.args = map_arg(user.args, lambda a: items if a is node else a)
-            user.kwargs = map_arg(user.kwargs, lambda a: items if a is node else a)
+            user.args, user.kwargs = map_arg(user.args, unpacked), map_arg(user.kwargs, unpacked)
     gm.recompile()
 
 

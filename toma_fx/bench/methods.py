@@ -63,7 +63,13 @@ def toma(config: ToMAConfig, *, regional: bool = True, inner="inductor", name: s
         return lambda: remove(pipe)
 
     def flop_ideal(denoiser, kwargs) -> float:
-        return explain(denoiser, **kwargs, config=config).speedup
+        report = explain(denoiser, **kwargs, config=config)
+        if not report.regions and config.ratio > 0:  # a silent 1.0x would read as a failed speedup
+            why = report.skipped[0].why if report.skipped else "no attention or MLP found"
+            raise ValueError(
+                f"nothing to merge in {type(denoiser).__name__} (first candidate skipped: {why})"
+            )
+        return report.speedup
 
     label = name or f"toma {config.ratio:g}"
     return Method(label, "toma", install, ratio=config.ratio, flop_ideal=flop_ideal)

@@ -286,9 +286,9 @@ def format_report(report: dict) -> str:
     """The Markdown report: set-up, the table, what was skipped, the profile."""
     env, (h, w) = report["environment"], report["resolution"]
     lines = [
-        f"{report['model']} ({report['size'] or 'local'}), {h}x{w}, {report['steps']} steps, batch "
-        f"{report['batch']}, {report['compile']} compile; {env['device']}, torch {env['torch']}, {env['dtype']}. "
-        f"Speedups and fidelity against plain torch.compile.",
+        f"{report['model']} ({report['size'] or 'local'}), {h}x{w}, {report['steps']} steps, "
+        f"batch {report['batch']}, {report['compile']} compile; {env['device']}, torch {env['torch']}, "
+        f"{env['dtype']}. Speedups and fidelity against plain torch.compile.",
         "",
         markdown_table(report["rows"]),
     ]
@@ -298,7 +298,8 @@ def format_report(report: dict) -> str:
     if b and b.get("toma") is not None:
         lines += [
             "",
-            f"Profile of ToMA {b['ratio']:g} (graph cut at ToMA's nodes; cut step {b['cut_step_ms']:.1f} ms): "
+            f"Profile of ToMA {b['ratio']:g} (graph cut at ToMA's nodes; cut step "
+            f"{b['cut_step_ms']:.1f} ms): "
             f"selection {b['selection']:.1%}, merge {b['merge']:.1%}, unmerge {b['unmerge']:.1%} of the "
             f"denoiser's time; {b['toma']:.1%} in all.",
         ]
@@ -313,7 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", metavar="PATH", help="a diffusers pipeline saved in a local folder")
     p.add_argument("--prompt", action="append", default=[], help="prompt for --model (repeatable)")
     p.add_argument("--size", choices=["tiny", "mid", "full"], help="default: full on a GPU, else mid")
-    p.add_argument("--resolution", type=argtypes.tile, help="image HxW (default 1024x1024 full, else 512x512)")
+    p.add_argument(
+        "--resolution", type=argtypes.tile, help="image HxW (default 1024x1024 full, else 512x512)"
+    )
     p.add_argument("--steps", type=argtypes.count, help="default: the pipeline's own on full size, else 8")
     p.add_argument("--batch", type=argtypes.count, default=1)
     p.add_argument("--ratios", type=argtypes.ratio, nargs="+", default=[0.25, 0.5, 0.75])
