@@ -145,11 +145,14 @@ def _demo(args) -> int:
     return 0
 
 
-def _pipeline(args):
+def _pipeline(args, device="cpu", dtype=None):
+    import torch
+
     from toma_fx.pipelines import open_pipeline
 
     prompts = (args.prompt,) if getattr(args, "prompt", None) else ()
-    return open_pipeline(args.model or args.arch, _size(args), prompts=prompts)
+    source = args.model or args.arch
+    return open_pipeline(source, _size(args), prompts=prompts, device=device, dtype=dtype or torch.float32)
 
 
 def _generate(args) -> int:
@@ -162,9 +165,7 @@ def _generate(args) -> int:
 
     dev, dtype = device_and_dtype(args.device, None)
     h, w = _resolution(args, _size(args))
-    pipe, _, inputs = _pipeline(args)
-    if dev.type == "cuda":
-        pipe.to(dev, dtype)
+    pipe, _, inputs = _pipeline(args, dev, dtype)
     apply(pipe, _config(args))
     pipe.set_progress_bar_config(disable=False)
     times = []

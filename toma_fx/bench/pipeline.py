@@ -39,7 +39,7 @@ from toma_fx.bench.fidelity import cosine, psnr, ssim
 from toma_fx.bench.generation import generate
 from toma_fx.bench.report import markdown_table, plot_against_ratio, write_sheet
 from toma_fx.bench.timing import environment
-from toma_fx.config import ToMAConfig
+from toma_fx.config import REGION_KINDS, ToMAConfig
 from toma_fx.pipelines import PIPELINES, denoiser_of, open_pipeline
 from toma_fx.state import STATE
 
@@ -212,8 +212,14 @@ def run(
     `config` gives tiles, token threshold and schedule; each ToMA run replaces its ratio. `steps`
     defaults to the pipeline's own default on full-size models (SDXL 50, Flux 28) and to 8 otherwise.
     `extra` methods run after the others (tests use it for a deliberately corrupted run)."""
+    import importlib.util
+
     from toma_fx.bench import semantic
 
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ValueError(
+            "the benchmark plots with matplotlib, which is missing: pip install 'toma-fx[bench]'"
+        )
     config = config or ToMAConfig()
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     size = size or ("full" if dev.type == "cuda" else "mid")
@@ -326,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--merge-every", type=argtypes.count, default=1)
     p.add_argument("--warmup-steps", type=argtypes.nonnegative, default=0)
     p.add_argument("--reuse-weights", action="store_true")
+    p.add_argument("--kinds", nargs="+", choices=sorted(REGION_KINDS), help="what ToMA merges (default: all)")
     p.add_argument("--whole", action="store_true", help="compile whole denoisers, not their blocks")
     p.add_argument("--no-eager", action="store_true", help="leave out the eager run")
     p.add_argument("--no-tomesd", action="store_true", help="leave out tomesd")
@@ -340,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     config = ToMAConfig(
         tile=args.tile, min_tokens=args.min_tokens, select_every=args.select_every,
         merge_every=args.merge_every, warmup_steps=args.warmup_steps, reuse_weights=args.reuse_weights,
+        kinds=frozenset(args.kinds or REGION_KINDS),
     )  # fmt: skip
     out = args.out or Path("toma-fx-out") / f"bench-{Path(source).name}"
     try:
