@@ -325,9 +325,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--steps", type=argtypes.count, help="default: the pipeline's own on full size, else 8")
     p.add_argument("--batch", type=argtypes.count, default=1)
-    p.add_argument("--ratios", type=argtypes.ratio, nargs="+", default=[0.25, 0.5, 0.75])
-    p.add_argument("--tile", type=argtypes.tile, default=(4, 4))
-    p.add_argument("--min-tokens", type=argtypes.count, default=1024)
+    p.add_argument(
+        "--ratios", type=argtypes.ratio, nargs="+", default=[0.25, 0.5, 0.75], help="ToMA and tomesd"
+    )
+    p.add_argument("--tile", type=argtypes.tile, default=(4, 4), help="tile in tokens, e.g. 4x4")
+    p.add_argument(
+        "--min-tokens", type=argtypes.count, default=1024, help="merge token sets of at least this"
+    )
     p.add_argument("--select-every", type=argtypes.count, default=1)
     p.add_argument("--merge-every", type=argtypes.count, default=1)
     p.add_argument("--warmup-steps", type=argtypes.nonnegative, default=0)
