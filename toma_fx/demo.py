@@ -64,7 +64,7 @@ def run_demo(
         rows.append({
             "model": arch or name, "size": None if model_path else size,
             "step_ms_plain": p["step_ms"], "step_ms_toma": t["step_ms"], "speedup": t["speedup"],
-            "flop_ideal_speedup": t["flop_ideal_speedup"] if arch else None,
+            "flop_ideal_speedup": t["flop_ideal_speedup"],
             "total_s_plain": p["total_s"], "total_s_toma": t["total_s"],
             "compile_s_plain": p["compile_s"], "compile_s_toma": t["compile_s"],
             "psnr_db": t["psnr_db"], "ssim": t["ssim"], "cosine_min": t["cosine_min"],

@@ -275,7 +275,9 @@ def _dtype(source: str, dev: torch.device) -> torch.dtype:
 
 
 def _default_steps(pipe) -> int:
-    return inspect.signature(type(pipe).__call__).parameters["num_inference_steps"].default or 28
+    """The pipeline's own default; 28 (the DiT pipelines' usual) where it leaves the choice open."""
+    default = inspect.signature(type(pipe).__call__).parameters["num_inference_steps"].default
+    return default if isinstance(default, int) else 28
 
 
 def _write(out_dir: Path, report: dict, images: dict[str, torch.Tensor]) -> None:
