@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -32,6 +33,7 @@ __all__ = [
     "PIPELINES",
     "apply",
     "build_pipeline",
+    "compile_denoiser",
     "denoiser_of",
     "load_pipeline",
     "open_pipeline",
@@ -94,15 +96,9 @@ def apply(
     regional = regional and bool(getattr(denoiser, "_repeated_blocks", None))
     tracker = track_steps(pipe, grids=regional)
     backend = toma_backend.configure(config or ToMAConfig(), inner=inner)
-    kwargs = dict(backend=backend, fullgraph=True, dynamic=False)
-    kwargs.update({k: v for k, v in (("mode", mode), ("options", options)) if v is not None})
-    if regional:
-        denoiser.compile_repeated_blocks(**kwargs)
-        compiled = [m for m in denoiser.modules() if type(m).__name__ in denoiser._repeated_blocks]
-    else:
-        denoiser.compile(**kwargs)
-        compiled = [denoiser]
-    denoiser._toma_fx = (tracker, compiled)
+    kwargs = {k: v for k, v in (("mode", mode), ("options", options)) if v is not None}
+    uncompile = compile_denoiser(denoiser, regional=regional, backend=backend, **kwargs)
+    denoiser._toma_fx = (tracker, uncompile)
     return pipe
 
 
@@ -112,12 +108,29 @@ def remove(pipe):
     applied = getattr(denoiser, "_toma_fx", None)
     if applied is None:
         return pipe
-    tracker, compiled = applied
-    for module in compiled:
-        module._compiled_call_impl = None  # what nn.Module.compile set
+    tracker, uncompile = applied
+    uncompile()
     tracker.remove()
     del denoiser._toma_fx
     return pipe
+
+
+def compile_denoiser(denoiser: torch.nn.Module, *, regional: bool, **kwargs) -> Callable[[], None]:
+    """Compile `denoiser` in place with `torch.compile(fullgraph=True, dynamic=False, **kwargs)`: each
+    repeated block (`_repeated_blocks`, subclasses included: tomesd's patched blocks) when `regional`
+    and the model declares them, else whole. Returns the function that undoes it."""
+    names = set(getattr(denoiser, "_repeated_blocks", None) or ())
+    blocks = [m for m in denoiser.modules() if names.intersection(c.__name__ for c in type(m).__mro__)]
+    if not regional or not blocks:
+        blocks = [denoiser]
+    for module in blocks:
+        module.compile(fullgraph=True, dynamic=False, **kwargs)
+
+    def undo():
+        for module in blocks:
+            module._compiled_call_impl = None  # what nn.Module.compile set
+
+    return undo
 
 
 def build_pipeline(

@@ -12,14 +12,14 @@ from toma_fx.bench import methods as M
 from toma_fx.bench import pipeline
 from toma_fx.bench.report import COLUMNS, markdown_table
 from toma_fx.cli import main
-from toma_fx.pipelines import build_pipeline, denoiser_of, prompt_inputs
+from toma_fx.pipelines import build_pipeline, compile_denoiser, denoiser_of, prompt_inputs
 
 
 def corrupted(scale: float) -> M.Method:
     """Plain compile with noise added to every denoiser output: a run that must score lower."""
 
     def install(pipe):
-        undo = M.compile_denoiser(denoiser_of(pipe), regional=True)
+        undo = compile_denoiser(denoiser_of(pipe), regional=True)
         g = torch.Generator().manual_seed(1)
 
         def noise(module, args, output):

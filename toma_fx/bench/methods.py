@@ -21,9 +21,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from toma_fx.config import ToMAConfig
 from toma_fx.explain import explain
-from toma_fx.pipelines import apply, denoiser_of, remove
+from toma_fx.pipelines import apply, compile_denoiser, denoiser_of, remove
 
-__all__ = ["Method", "compiled", "compile_denoiser", "eager", "toma", "tomesd", "tomesd_skip_reason"]
+__all__ = ["Method", "compiled", "eager", "toma", "tomesd", "tomesd_skip_reason"]
 
 Undo = Callable[[], None]
 
@@ -130,25 +130,6 @@ def tomesd_max_downsample(latent: tuple[int, int], min_tokens: int) -> int:
     merges the levels ToMA merges."""
     h, w = latent
     return max([d for d in (1, 2, 4, 8) if (h // d) * (w // d) >= min_tokens], default=1)
-
-
-def compile_denoiser(denoiser: torch.nn.Module, *, regional: bool, **kwargs) -> Undo:
-    """Compile `denoiser` in place with `torch.compile(fullgraph=True, dynamic=False, **kwargs)`: each
-    repeated block (`_repeated_blocks`, subclasses included: tomesd's patched blocks) when `regional`
-    and the model declares them, else whole. Returns the function that undoes it."""
-    names = set(getattr(denoiser, "_repeated_blocks", None) or ())
-    blocks = [m for m in denoiser.modules() if names.intersection(c.__name__ for c in type(m).__mro__)]
-    if not regional or not blocks:
-        blocks = [denoiser]
-    options = dict(fullgraph=True, dynamic=False, **kwargs)
-    for module in blocks:
-        module.compile(**options)
-
-    def undo():
-        for module in blocks:
-            module._compiled_call_impl = None  # what nn.Module.compile set
-
-    return undo
 
 
 def _flops(module: torch.nn.Module, kwargs: dict) -> int:
