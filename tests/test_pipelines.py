@@ -20,7 +20,7 @@ def generate(pipe, inputs, steps=4, size=(128, 96)) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("name", sorted(PIPELINES))
-def test_apply_then_remove(name, monkeypatch):
+def test_apply_then_remove(name):
     """Two generations in a row (batch 2, CFG, 128x96): no recompile after the first, the same images
     both times, merged (different from the untouched pipeline), and untouched again after `remove`."""
     pipe = build_pipeline(name)
@@ -28,9 +28,8 @@ def test_apply_then_remove(name, monkeypatch):
     untouched = generate(pipe, inputs)
     apply(pipe, SMALL, inner="aot_eager")
     first = generate(pipe, inputs)
-    monkeypatch.setattr(torch._dynamo.config, "error_on_recompile", True)
-    second = generate(pipe, inputs)
-    monkeypatch.setattr(torch._dynamo.config, "error_on_recompile", False)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        second = generate(pipe, inputs)
     assert first.shape == untouched.shape == (2, 3, 128, 96)
     assert torch.equal(first, second)
     assert not torch.allclose(first, untouched, atol=1e-3)

@@ -46,14 +46,14 @@ def generation(fn, inputs, steps: int, selections: list, context=None) -> list[i
 
 @pytest.mark.parametrize("regional", [False, True], ids=["whole", "regional"])
 @pytest.mark.parametrize("name", ["sdxl", "flux"])
-def test_two_generations_without_recompiles(name, regional, selections, monkeypatch):
+def test_two_generations_without_recompiles(name, regional, selections):
     model, inputs = tiny(name)
     fn = compile_model(model, small(select_every=3, inner="aot_eager"), regional)
     generation(fn, inputs, 1, selections)  # compiles
-    monkeypatch.setattr(torch._dynamo.config, "error_on_recompile", True)
     frames = torch._dynamo.utils.counters["stats"]["unique_graphs"]
-    first = generation(fn, inputs, 10, selections)
-    second = generation(fn, inputs, 10, selections)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        first = generation(fn, inputs, 10, selections)
+        second = generation(fn, inputs, 10, selections)
     per_select = first[0]
     assert per_select > 0
     assert first == second == [per_select, 0, 0] * 3 + [per_select]
