@@ -1,5 +1,7 @@
 """Per-token tables gathered at the destinations, in merge's output order."""
 
+import itertools
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,7 +11,8 @@ from toma_fx.ops import TileLayout, gather_positions, merge, select_destinations
 LAYOUTS = [
     pytest.param(TileLayout((8, 8), (4, 4), 0.75), id="divisible"),
     pytest.param(TileLayout((10, 7), (4, 3), 0.5), id="non-divisible"),  # four blocks
-    pytest.param(TileLayout.stripes(70, 16, 0.5), id="stripes-remainder"),
+    pytest.param(TileLayout((70,), (16,), 0.5), id="1d-remainder"),
+    pytest.param(TileLayout((3, 6, 5), (2, 4, 4), 0.5), id="3d-non-divisible"),
 ]
 
 
@@ -20,16 +23,14 @@ def destinations(layout, batch=2, seed=0):
 
 def raster_indices(dst, layout):
     """Reference with python loops: `[B][merged]` raster index of every destination, in merge's order."""
-    W = layout.grid[1]
+    flat = torch.arange(layout.num_tokens).view(layout.grid)
     out = [[] for _ in range(dst[0].shape[0])]
     for idx, b in zip(dst, layout.blocks):
-        tiles_per_row = b.width // b.tile_w
+        corners = list(itertools.product(*(range(s, s + n, k) for s, n, k in zip(b.start, b.size, b.tile))))
         for n, row in enumerate(out):
-            for t in range(b.num_tiles):
-                top = b.top + (t // tiles_per_row) * b.tile_h
-                left = b.left + (t % tiles_per_row) * b.tile_w
-                for s in idx[n, t].tolist():
-                    row.append((top + s // b.tile_w) * W + left + s % b.tile_w)
+            for t, corner in enumerate(corners):
+                tile = flat[tuple(slice(c, c + k) for c, k in zip(corner, b.tile))].flatten()
+                row.extend(tile[s].item() for s in idx[n, t].tolist())
     return out
 
 

@@ -1,5 +1,6 @@
-"""Tiles of a token grid: exact split/join, block layout, destinations per tile, argument checks."""
+"""Tiles of a token grid (1-D, 2-D, 3-D): exact split/join, block layout, destinations per tile, checks."""
 
+import itertools
 import math
 
 import pytest
@@ -16,8 +17,11 @@ LAYOUTS = [
     pytest.param(TileLayout((13, 7), (4, 3), 0.75), id="four-blocks-small"),  # edge strips 1 token wide
     pytest.param(TileLayout((6, 5), (6, 5), 0.5), id="tile-is-grid"),  # one tile
     pytest.param(TileLayout((5, 3), (1, 1), 0.5), id="tile-1x1"),  # S = 1, K = 1
-    pytest.param(TileLayout.stripes(64, 16, 0.5), id="stripes-divisible"),
-    pytest.param(TileLayout.stripes(70, 16, 0.5), id="stripes-remainder"),  # 70 = 4 * 16 + 6
+    pytest.param(TileLayout((64,), (16,), 0.5), id="1d-divisible"),
+    pytest.param(TileLayout((70,), (16,), 0.5), id="1d-remainder"),  # 70 = 4 * 16 + 6
+    pytest.param(TileLayout((4, 8, 8), (2, 4, 4), 0.5), id="3d-divisible"),
+    pytest.param(TileLayout((21, 6, 10), (2, 4, 4), 0.5), id="3d-eight-blocks"),  # odd frames, edges
+    pytest.param(TileLayout((1, 8, 6), (1, 4, 4), 0.5), id="3d-one-frame"),
 ]
 
 
@@ -48,20 +52,22 @@ def test_split_join_non_contiguous_input(layout):
         ((8, 7), (4, 3), 2),  # body + right strip
         ((9, 6), (4, 3), 2),  # body + bottom strip
         ((9, 7), (4, 3), 4),  # body, right, bottom, corner
+        ((3, 8, 8), (2, 4, 4), 2),  # odd frame count: a last one-frame slab
+        ((3, 9, 7), (2, 4, 3), 8),  # a remainder along every axis
+        ((10,), (4,), 2),  # 1-D: body + tail
     ],
 )
-def test_tiles_hold_grid_rectangles_in_row_major_order(grid, tile, num_blocks):
-    """Tile t of a block holds its th x tw rectangle of the grid, tiles and tokens row-major."""
-    H, W = grid
+def test_tiles_hold_grid_boxes_in_raster_order(grid, tile, num_blocks):
+    """Tile t of a block holds its box of the grid; tiles and the tokens inside them in raster order."""
     layout = TileLayout(grid, tile, 0.5)
-    ids = torch.arange(H * W).view(1, H * W, 1)  # x[b, n, 0] = n
+    ids = torch.arange(math.prod(grid)).view(1, -1, 1)  # x[b, n, 0] = n
     tiles = layout.split(ids)
     assert len(tiles) == num_blocks
+    flat = torch.arange(math.prod(grid)).view(grid)
     for t, b in zip(tiles, layout.blocks):
+        corners = itertools.product(*(range(s, s + n, k) for s, n, k in zip(b.start, b.size, b.tile)))
         expected = [
-            [(b.top + r0 + i) * W + b.left + c0 + j for i in range(b.tile_h) for j in range(b.tile_w)]
-            for r0 in range(0, b.height, b.tile_h)
-            for c0 in range(0, b.width, b.tile_w)
+            flat[tuple(slice(c, c + k) for c, k in zip(corner, b.tile))].flatten().tolist() for corner in corners
         ]
         assert t[0, :, :, 0].tolist() == expected
 
@@ -69,15 +75,12 @@ def test_tiles_hold_grid_rectangles_in_row_major_order(grid, tile, num_blocks):
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_blocks_partition_the_grid(layout):
     """Blocks cover every grid cell exactly once and are cut into whole tiles."""
-    H, W = layout.grid
-    count = [[0] * W for _ in range(H)]
+    count = torch.zeros(layout.grid, dtype=torch.long)
     for b in layout.blocks:
-        assert b.height % b.tile_h == 0 and b.width % b.tile_w == 0
-        for r in range(b.top, b.top + b.height):
-            for c in range(b.left, b.left + b.width):
-                count[r][c] += 1
-    assert all(v == 1 for row in count for v in row)
-    assert sum(b.height * b.width for b in layout.blocks) == H * W
+        assert all(n % k == 0 for n, k in zip(b.size, b.tile))
+        count[tuple(slice(s, s + n) for s, n in zip(b.start, b.size))] += 1
+    assert bool((count == 1).all())
+    assert sum(math.prod(b.size) for b in layout.blocks) == layout.num_tokens
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -131,15 +134,18 @@ def test_bad_ratio_raises(ratio):
     [
         ((8, 8), (9, 4), "tile must fit in the grid"),  # tile taller than the grid
         ((8, 8), (4, 9), "tile must fit in the grid"),  # tile wider than the grid
-        ((0, 8), (1, 1), "grid must be a pair of positive ints"),
-        ((8, -2), (1, 1), "grid must be a pair of positive ints"),
-        ((8, 8), (0, 4), "tile must be a pair of positive ints"),
-        ((8, 8), (4, -1), "tile must be a pair of positive ints"),
-        ((8,), (4, 4), "grid must be a pair"),  # not a pair
+        ((0, 8), (1, 1), "grid must be a tuple of positive ints"),
+        ((8, -2), (1, 1), "grid must be a tuple of positive ints"),
+        ((8, 8), (0, 4), "tile must be a tuple of positive ints"),
+        ((8, 8), (4, -1), "tile must be a tuple of positive ints"),
+        ((), (), "grid must be a tuple of positive ints"),
+        ((8,), (4, 4), "tile must fit in the grid"),  # one entry per axis
+        ((2, 8, 8), (4, 4), "tile must fit in the grid"),
+        ((2, 8, 8), (3, 4, 4), "tile must fit in the grid"),  # more frames than the grid
     ],
 )
 def test_bad_grid_or_tile_raises(grid, tile, match):
-    """Grids and tiles must be pairs of positive ints, with the tile inside the grid."""
+    """Grids and tiles are tuples of positive ints, one tile entry per grid axis, inside the grid."""
     with pytest.raises(ValueError, match=match):
         TileLayout(grid, tile, 0.5)
 
@@ -160,18 +166,18 @@ def test_split_wrong_token_count_raises():
 @settings(max_examples=60, deadline=None, database=None)
 @given(data=st.data())
 def test_round_trip_property(data):
-    """Any grid and tile: split/join is exact and the merged count lies in [1, N]."""
-    H = data.draw(st.integers(1, 20), label="H")
-    W = data.draw(st.integers(1, 20), label="W")
-    th = data.draw(st.integers(1, H), label="th")
-    tw = data.draw(st.integers(1, W), label="tw")
+    """Any 1-D, 2-D or 3-D grid and tile: split/join is exact and the merged count lies in [1, N]."""
+    rank = data.draw(st.integers(1, 3), label="rank")
+    grid = tuple(data.draw(st.integers(1, 12), label=f"grid[{i}]") for i in range(rank))
+    tile = tuple(data.draw(st.integers(1, g), label=f"tile[{i}]") for i, g in enumerate(grid))
     B = data.draw(st.integers(1, 2), label="B")
     C = data.draw(st.integers(1, 4), label="C")
     ratio = data.draw(st.floats(0.0, 0.99), label="ratio")
-    layout = TileLayout((H, W), (th, tw), ratio)
-    x = torch.arange(B * H * W * C, dtype=torch.float32).view(B, H * W, C)
+    layout = TileLayout(grid, tile, ratio)
+    N = math.prod(grid)
+    x = torch.arange(B * N * C, dtype=torch.float32).view(B, N, C)
     assert torch.equal(layout.join(layout.split(x)), x)
-    assert 1 <= layout.num_merged <= H * W
+    assert 1 <= layout.num_merged <= N
 
 
 def test_numpy_ratio_is_a_number():
@@ -181,10 +187,5 @@ def test_numpy_ratio_is_a_number():
 
 
 def test_fractional_grid_is_refused_not_truncated():
-    with pytest.raises(ValueError, match="grid must be a pair of positive ints"):
+    with pytest.raises(ValueError, match="grid must be a tuple of positive ints"):
         TileLayout((8.7, 8), (4, 4), 0.5)
-
-
-def test_stripe_longer_than_the_sequence_is_one_stripe():
-    layout = TileLayout.stripes(10, 16, 0.5)
-    assert layout.tile == (1, 10) and layout.num_merged == 5

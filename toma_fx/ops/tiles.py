@@ -1,9 +1,12 @@
 """Local tiles of a token grid, and how many destinations each tile keeps.
 
-Raster tokens `(B, N, C)` of an `H x W` grid become tiles `(B, T, S, C)` of `th x tw` tokens by reshape
-and permute only: no gather, no scatter, no index tensor. `join` is the exact inverse.
+Raster tokens `(B, N, C)` of a grid (`(H, W)` for an image, `(F, H, W)` for a video: frame-major, then
+row-major) become tiles `(B, T, S, C)` by reshape and permute only: no gather, no scatter, no index
+tensor. `join` is the exact inverse. A tile is a box of the grid: `(th, tw)` tokens of an image,
+`(tt, th, tw)` of a video, so destinations can stand for tokens of neighbouring frames.
 
-Grids the tile does not divide are cut into at most four rectangular blocks, each tiled uniformly:
+Grids the tile does not divide are cut into rectangular blocks, each tiled uniformly: along every axis
+a body of whole tiles and a remainder, so up to 4 blocks in 2-D and 8 in 3-D:
 
     +----------------+------+      body:   th x tw tiles
     |      body      | right|      right:  th x rw tiles   (rw = W mod tw)
@@ -15,13 +18,11 @@ So edge tiles are smaller, nothing is padded, and every merged token stands for 
 a padded token would either become a fake destination that other tokens attend to, or need a mask in
 every op downstream. Each block keeps its own number of destinations, so the merged length is
 `sum(T_i * K_i)`, close to `N * (1 - ratio)`.
-
-Without a known grid, `TileLayout.stripes` cuts the raster sequence into 1-D stripes: a `1 x N` grid
-with `1 x S` tiles, remainder included.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 import operator
@@ -51,91 +52,68 @@ def _check_ratio(ratio: float) -> None:
 
 @dataclass(frozen=True)
 class TileBlock:
-    """A rectangle of the grid, `height x width` tokens from (`top`, `left`), cut into equal tiles."""
+    """A box of the grid, `size` tokens from `start` (one entry per grid axis), cut into `tile` boxes."""
 
-    top: int
-    left: int
-    height: int
-    width: int
-    tile_h: int
-    tile_w: int
+    start: tuple[int, ...]
+    size: tuple[int, ...]
+    tile: tuple[int, ...]
     keep: int
     """K: destinations kept per tile."""
 
     @property
     def num_tiles(self) -> int:
         """T: tiles in this block."""
-        return (self.height // self.tile_h) * (self.width // self.tile_w)
+        return math.prod(s // t for s, t in zip(self.size, self.tile))
 
     @property
     def tile_size(self) -> int:
         """S: tokens per tile."""
-        return self.tile_h * self.tile_w
+        return math.prod(self.tile)
 
 
 @dataclass(frozen=True)
 class TileLayout:
-    """How one merge site cuts its `H x W` token grid into tiles and how many destinations each keeps.
+    """How one merge site cuts its token grid into tiles and how many destinations each keeps.
 
     Args:
-        grid: `(H, W)`, the token grid in raster order (row-major), each >= 1.
-        tile: `(th, tw)`, tile size in tokens, `1 <= th <= H` and `1 <= tw <= W`.
+        grid: the token grid in raster order, each axis >= 1: `(H, W)`, or `(F, H, W)` for a video.
+        tile: the tile, one entry per grid axis, `1 <= tile[i] <= grid[i]`.
         ratio: fraction of tokens removed, in `[0, 1)`; a tile of S tokens keeps
             `S - floor(S * ratio)` destinations, at least 1.
     """
 
-    grid: tuple[int, int]
-    tile: tuple[int, int]
+    grid: tuple[int, ...]
+    tile: tuple[int, ...]
     ratio: float
     blocks: tuple[TileBlock, ...] = field(init=False, repr=False, compare=False)
-    """Body, right strip, bottom strip and corner, leaving out the empty ones; row-major order."""
+    """Body and remainder boxes, leaving out the empty ones; raster order of their starts."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "grid", _pair("grid", self.grid))
-        object.__setattr__(self, "tile", _pair("tile", self.tile))
-        (H, W), (th, tw) = self.grid, self.tile
-        if th > H or tw > W:
-            raise ValueError(
-                f"tile must fit in the grid: 1 <= tile[0] <= {H} and 1 <= tile[1] <= {W} "
-                f"for grid {self.grid}, got tile {self.tile}"
-            )
+        object.__setattr__(self, "grid", _sizes("grid", self.grid))
+        object.__setattr__(self, "tile", _sizes("tile", self.tile))
+        if len(self.tile) != len(self.grid) or any(t > g for t, g in zip(self.tile, self.grid)):
+            bounds = " and ".join(f"1 <= tile[{i}] <= {g}" for i, g in enumerate(self.grid))
+            raise ValueError(f"tile must fit in the grid: {bounds} for grid {self.grid}, got tile {self.tile}")
         _check_ratio(self.ratio)
         # A plain field, not a cached_property: Dynamo cannot trace the latter's lock on Python 3.11.
         object.__setattr__(self, "blocks", self._cut_blocks())
 
-    @classmethod
-    def stripes(cls, num_tokens: int, stripe: int, ratio: float) -> TileLayout:
-        """1-D stripes of `stripe` consecutive raster tokens, for tokens whose grid is unknown.
-
-        A sequence shorter than one stripe is a single stripe.
-        """
-        if stripe < 1:
-            raise ValueError(f"stripe must be >= 1, got {stripe!r}")
-        return cls(grid=(1, num_tokens), tile=(1, min(stripe, num_tokens)), ratio=ratio)
-
     def _cut_blocks(self) -> tuple[TileBlock, ...]:
-        (H, W), (th, tw) = self.grid, self.tile
-        rows = [(0, H - H % th, th), (H - H % th, H % th, H % th)]
-        cols = [(0, W - W % tw, tw), (W - W % tw, W % tw, W % tw)]
-        return tuple(
-            TileBlock(
-                top,
-                left,
-                height,
-                width,
-                tile_h,
-                tile_w,
-                keep=destinations_per_tile(tile_h * tile_w, self.ratio),
-            )
-            for top, height, tile_h in rows
-            for left, width, tile_w in cols
-            if height and width
-        )
+        per_axis = []  # for each axis: (start, size, tile) of its body and its remainder
+        for g, t in zip(self.grid, self.tile):
+            body = g - g % t
+            per_axis.append([(0, body, t), (body, g % t, g % t)])
+        blocks = []
+        for parts in itertools.product(*per_axis):
+            start, size, tile = zip(*parts)
+            if all(size):
+                blocks.append(TileBlock(start, size, tile, destinations_per_tile(math.prod(tile), self.ratio)))
+        return tuple(blocks)
 
     @property
     def num_tokens(self) -> int:
-        """N = H * W."""
-        return self.grid[0] * self.grid[1]
+        """N: tokens of the grid."""
+        return math.prod(self.grid)
 
     @property
     def num_merged(self) -> int:
@@ -146,26 +124,18 @@ class TileLayout:
         """Raster tokens to tiles: `(B, N, C) -> [(B, T_i, S_i, C)]`, one tensor per block."""
         B, N, C = x.shape
         if N != self.num_tokens:
-            H, W = self.grid
             raise ValueError(
-                f"tokens do not match the grid: grid {H}x{W} holds {H * W} tokens, got {N}; "
-                "pass the grid of these tokens"
+                f"tokens do not match the grid: grid {'x'.join(map(str, self.grid))} holds "
+                f"{self.num_tokens} tokens, got {N}; pass the grid of these tokens"
             )
         g = x.reshape(B, *self.grid, C)
-        return [
-            _to_tiles(g[:, b.top : b.top + b.height, b.left : b.left + b.width], b.tile_h, b.tile_w)
-            for b in self.blocks
-        ]
+        return [_to_tiles(g[(slice(None), *_box(b))], b.tile) for b in self.blocks]
 
     def join(self, tiles: list[torch.Tensor]) -> torch.Tensor:
         """Inverse of `split`: `[(B, T_i, S_i, C)] -> (B, N, C)`."""
-        grids = [_from_tiles(t, b) for t, b in zip(tiles, self.blocks, strict=True)]
-        bands: dict[int, list[torch.Tensor]] = {}
-        for g, b in zip(grids, self.blocks):
-            bands.setdefault(b.top, []).append(g)
-        g = torch.cat([torch.cat(band, dim=2) for band in bands.values()], dim=1)
-        B, C = g.shape[0], g.shape[-1]
-        return g.reshape(B, self.num_tokens, C)
+        boxes = [_from_tiles(t, b) for t, b in zip(tiles, self.blocks, strict=True)]
+        B, C = boxes[0].shape[0], boxes[0].shape[-1]
+        return _assemble(list(zip(self.blocks, boxes)), axis=0).reshape(B, self.num_tokens, C)
 
     def split_merged(self, y: torch.Tensor) -> list[torch.Tensor]:
         """Merged tokens per block: `(B, sum T_i*K_i, C) -> [(B, T_i, K_i, C)]`."""
@@ -183,25 +153,47 @@ class TileLayout:
         return torch.cat([p.flatten(1, 2) for p in parts], dim=1)
 
 
-def _pair(name: str, value) -> tuple[int, int]:
+def _sizes(name: str, value) -> tuple[int, ...]:
     try:
-        a, b = (operator.index(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair of positive ints, got {value!r}") from None
-    if a < 1 or b < 1:
-        raise ValueError(f"{name} must be a pair of positive ints, got {value!r}")
-    return a, b
+        sizes = tuple(operator.index(v) for v in value)
+    except TypeError:
+        raise ValueError(f"{name} must be a tuple of positive ints, got {value!r}") from None
+    if not sizes or any(s < 1 for s in sizes):
+        raise ValueError(f"{name} must be a tuple of positive ints, got {value!r}")
+    return sizes
 
 
-def _to_tiles(g: torch.Tensor, th: int, tw: int) -> torch.Tensor:
-    """`(B, h, w, C) -> (B, T, S, C)`, tiles in row-major order, tokens row-major inside a tile."""
-    B, h, w, C = g.shape
-    g = g.reshape(B, h // th, th, w // tw, tw, C).permute(0, 1, 3, 2, 4, 5)
-    return g.reshape(B, (h // th) * (w // tw), th * tw, C)
+def _box(b: TileBlock) -> tuple[slice, ...]:
+    return tuple(slice(s, s + n) for s, n in zip(b.start, b.size))
+
+
+def _to_tiles(g: torch.Tensor, tile: tuple[int, ...]) -> torch.Tensor:
+    """`(B, *box, C) -> (B, T, S, C)`: tiles in raster order, tokens in raster order inside a tile."""
+    B, *box, C = g.shape
+    d = len(box)
+    counts = [n // t for n, t in zip(box, tile)]
+    g = g.reshape(B, *itertools.chain.from_iterable(zip(counts, tile)), C)
+    # (B, c0, t0, c1, t1, ..., C) -> (B, c0, c1, ..., t0, t1, ..., C)
+    g = g.permute(0, *range(1, 2 * d, 2), *range(2, 2 * d + 1, 2), 2 * d + 1)
+    return g.reshape(B, math.prod(counts), math.prod(tile), C)
 
 
 def _from_tiles(t: torch.Tensor, b: TileBlock) -> torch.Tensor:
-    """`(B, T, S, C) -> (B, height, width, C)` for block `b`."""
+    """`(B, T, S, C) -> (B, *b.size, C)` for block `b`."""
     B, C = t.shape[0], t.shape[-1]
-    g = t.reshape(B, b.height // b.tile_h, b.width // b.tile_w, b.tile_h, b.tile_w, C)
-    return g.permute(0, 1, 3, 2, 4, 5).reshape(B, b.height, b.width, C)
+    d = len(b.size)
+    counts = [n // k for n, k in zip(b.size, b.tile)]
+    g = t.reshape(B, *counts, *b.tile, C)
+    # (B, c0, c1, ..., t0, t1, ..., C) -> (B, c0, t0, c1, t1, ..., C)
+    g = g.permute(0, *itertools.chain.from_iterable((1 + i, 1 + d + i) for i in range(d)), 2 * d + 1)
+    return g.reshape(B, *b.size, C)
+
+
+def _assemble(pieces: list[tuple[TileBlock, torch.Tensor]], axis: int) -> torch.Tensor:
+    """Concatenate block boxes `(B, *size, C)` back into the grid, one grid axis at a time."""
+    if len(pieces) == 1:
+        return pieces[0][1]
+    bands: dict[int, list] = {}
+    for b, box in pieces:
+        bands.setdefault(b.start[axis], []).append((b, box))
+    return torch.cat([_assemble(band, axis + 1) for band in bands.values()], dim=axis + 1)
