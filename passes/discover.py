@@ -1,20 +1,26 @@
-"""Find merge candidates in a Dynamo graph: attention calls and MLP chains, and the token input of each.
+"""Find merge candidates in a Dynamo graph: attention and MLP anchors, the token input of each, and
+which of its rows are image rows.
 
-Anchors are single ops, found by target, never by diffusers class:
+Anchors are found by what ops do, never by module class or input name:
 
-    attention  `F.scaled_dot_product_attention`, positional or keyword (normalised first)
-    MLP        linear -> activation (GELU, tanh-GELU, GEGLU, SwiGLU) -> linear
+    attention  `scaled_dot_product_attention` (positional or keyword), and hand-written
+               `softmax(q @ k^T) @ v`
+    MLP        linear -> activation -> linear, with gating glue between (GELU, GEGLU, SwiGLU, ...)
+    seen, left alone (reported)   linear attention (`k^T v` contracts the tokens) and convolutional
+               feed-forwards (a 3x3 conv mixes neighbouring tokens)
 
-An anchor's *source* is the token tensor `(B, L, C)` its first projections read: walking back from the
-queries (or the MLP's first linear) to the nearest `linear`. Merging the source, not the projections'
-outputs, makes the q/k/v and MLP projections run on merged tokens. Kinds follow from the sources:
+An anchor's *source* is the `(B, L, C)` token tensor its first projections read, found by walking back
+from the queries (or the MLP's first linear) to the nearest linears. Merging the source, not the
+projections' outputs, makes the q/k/v and MLP projections run on merged tokens. Kinds follow from the
+sources:
 
     self    q, k, v from one source              cross   k, v from another (text) source
     joint   q concatenates image and text        single  self attention and an MLP share the source
     mlp     an MLP alone
 
-Where a source's tokens came from (`Origin`) tells image from text and gives the grid when tokens were
-made from a `(B, C, H, W)` map. `nn_module_stack` only names regions in the report.
+The source's image rows are the segment of its token axis whose origin traces to a grid
+(`rows/`, `grid.py`); every other row (captions, padding, registers) stays unmerged.
+`nn_module_stack` only names regions in the report.
 """
 
 from __future__ import annotations
@@ -25,43 +31,45 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from toma_fx.passes.tokens import LINEAR, SDPA, example
+from toma_fx.passes.grid import ContextGrid, Grid, grid_of
+from toma_fx.passes.rows import Axis, RowOrigins, Segment, is_state, row_origins
+from toma_fx.passes.rules import LINEAR, SDPA, example
 from torch.fx import GraphModule, Node
 from torch.fx.operator_schemas import normalize_function
 
-__all__ = ["Candidate", "Origin", "Skip", "discover", "module_path", "user_inputs"]
+__all__ = ["Candidate", "Skip", "discover", "module_path", "user_inputs"]
 
-_ACTIVATIONS = {torch._C._nn.gelu, F.gelu, F.silu, F.relu, torch.relu, F.mish}
-_MLP_GLUE = {"chunk", "split", "mul", "contiguous", "to", "float"}
-_TEXT_HINTS = ("encoder_hidden_states", "context", "txt", "text", "prompt", "caption")
-_MAX_WALK = 64
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where a token tensor's rows come from: an input, a `(B, C, H, W)` map, or a concatenation."""
-
-    text: bool = False
-    grid: tuple[int, int] | None = None
-    root: Node | None = None  # the input or map the rows were made from
-    parts: tuple[tuple[int, Origin | None], ...] = ()  # (length, origin) along the tokens, for a concat
+_ACTIVATIONS = {torch._C._nn.gelu, F.gelu, F.silu, F.relu, torch.relu, F.mish, F.hardswish, F.elu}
+_ACTIVATION_METHODS = {"gelu", "silu", "relu", "mish"}
+_MLP_GLUE = {operator.getitem, operator.mul, torch.mul, F.dropout, torch.cat}
+_MLP_GLUE_METHODS = {"chunk", "split", "mul", "contiguous", "to", "float", "half", "bfloat16", "type_as"}
+_SOFTMAX = {torch.softmax, F.softmax}
+_MATMUL = {operator.matmul, torch.matmul, torch.bmm}
+_CONV = {torch.conv1d, torch.conv2d, torch.conv3d, F.conv1d, F.conv2d, F.conv3d}
+_SCORE_GLUE = {operator.mul, operator.truediv, operator.add, operator.sub, torch.mul, torch.div, torch.add}
+_SCORE_GLUE_METHODS = {"mul", "div", "add", "sub", "float", "to", "type_as", "masked_fill", "contiguous"}
+_LAYOUT_METHODS = {"view", "reshape", "unflatten", "permute", "transpose", "contiguous", "flatten"}
 
 
 @dataclass
 class Candidate:
-    """A merge site: the token tensor `source` `(B, before + n + after, C)` and what reads it."""
+    """A merge site: the token tensor `source` `(B, before + n + after, C)` and what reads it.
+
+    The `n` image rows lie on `grid`, made from graph input `root` (an operand that does not depend on
+    `root` and has one row per token is a per-position table). Tokens run along `axis` of the source
+    and samples along `batch`: `(1, 0)`, or `(0, 1)` for a sequence-first `(L, B, C)` model."""
 
     source: Node
     kind: str
     path: str
     anchors: list[Node]
     n: int
-    before: int = 0
-    after: int = 0
-    grid: tuple[int, int] | None = None
-    root: Node | None = (
-        None  # where the image tokens were made: an operand free of it is a per-position table
-    )
+    before: int
+    after: int
+    grid: Grid
+    root: Node
+    axis: int = 1
+    batch: int = 0
 
 
 @dataclass(frozen=True)
@@ -77,51 +85,354 @@ class Skip:
 class _Site:
     attention: list[tuple[str, Node]] = field(default_factory=list)
     mlp: list[Node] = field(default_factory=list)
+    queries: Node | None = None  # of the first attention: where RoPE may tell the rows' positions
 
 
-def discover(gm: GraphModule) -> tuple[list[Candidate], list[Skip]]:
+def discover(
+    gm: GraphModule, contexts: list[ContextGrid], example_inputs: list = ()
+) -> tuple[list[Candidate], list[Skip]]:
     """Candidates in graph order, and the anchors that cannot be merged with the reason."""
-    origins = _origins(gm)
+    env = row_origins(gm, example_inputs)
+    images = _Images(gm, env, contexts)
     sites: dict[Node, _Site] = {}
     skips: list[Skip] = []
+    attentions = _attentions(gm)
+    for anchor, (q, k) in attentions.items():
+        found = _attention(anchor, q, k, images)
+        if isinstance(found, Skip):
+            skips.append(found)
+        else:
+            kind, source = found
+            site = sites.setdefault(source, _Site())
+            site.attention.append((kind, anchor))
+            site.queries = site.queries or q
+    skips += _linear_attention(gm, env, images, attentions)
     for node in gm.graph.nodes:
-        if node.op != "call_function":
-            continue
-        if node.target is SDPA:
-            found = _attention(node, origins)
+        if _is_activation(node):
+            found = _mlp(node, images)
             if isinstance(found, Skip):
                 skips.append(found)
-            else:
-                kind, source = found
-                sites.setdefault(source, _Site()).attention.append((kind, node))
-        elif node.target in _ACTIVATIONS:
-            chain = _mlp_chain(node)
-            if chain is not None:
-                source, last = chain
-                if _is_text(origins.get(source)):
-                    skips.append(Skip(module_path(last), "mlp", "text tokens are never merged"))
-                else:
-                    sites.setdefault(source, _Site()).mlp.append(last)
+            elif found is not None:
+                source, last = found
+                sites.setdefault(source, _Site()).mlp.append(last)
 
+    order = {n: i for i, n in enumerate(gm.graph.nodes)}
     candidates = []
-    for source, site in sorted(sites.items(), key=lambda kv: _order(gm)[kv[0]]):
+    for source, site in sorted(sites.items(), key=lambda kv: order[kv[0]]):
         kinds = {k for k, _ in site.attention}
         anchors = [a for _, a in site.attention] + site.mlp
-        if len(site.attention) > 1 or (site.mlp and kinds - {"self"}):
-            skips.append(
-                Skip(module_path(anchors[0]), "/".join(sorted(kinds)), "several attentions share one input")
-            )
+        # several attentions may read one input (self and cross attention from the same queries, cross
+        # attention to text and to an image prompt); joint attention owns its input
+        several = len(site.attention) > 1 and "joint" in kinds
+        if several or (site.mlp and kinds - {"self"}):
+            why = "several attentions share one input"
+            skips.append(Skip(module_path(anchors[0]), "/".join(sorted(kinds)), why))
             continue
-        kind = "mlp" if not kinds else ("single" if site.mlp else kinds.pop())
-        segment = _image_segment(source, origins.get(source))
+        if not kinds:
+            kind = "mlp"
+        elif site.mlp:
+            kind = "single"
+        else:
+            kind = kinds.pop() if len(kinds) == 1 else "self"  # self and cross attention from one input
+        axis, before, n, grid, root = images.segment(source, site.queries)
+        L = example(source).shape[axis]
         path = _common_path(anchors)
-        if segment is None:
-            skips.append(Skip(path, kind, "cannot tell the image tokens from the text tokens"))
-            continue
-        before, n, after, origin = segment
-        grid, root = (origin.grid, origin.root) if origin else (None, None)
-        candidates.append(Candidate(source, kind, path, anchors, n, before, after, grid, root))
+        after = L - before - n
+        candidates.append(
+            Candidate(source, kind, path, anchors, n, before, after, grid, root, axis, 1 - axis)
+        )
     return candidates, skips
+
+
+class _Images:
+    """The image rows of token tensors: `(offset, length, Grid, root)` of the largest image segment."""
+
+    def __init__(self, gm: GraphModule, env: RowOrigins, contexts: list[ContextGrid]):
+        self.env, self.contexts = env, contexts
+        projected = set()  # token inputs some linear reads: streams, not tables or ids
+        for node in gm.graph.find_nodes(op="call_function", target=torch._C._nn.linear):
+            dims = env.of(node.args[0])
+            for seg in dims[1] if dims is not None and len(dims) == 3 else ():
+                for f in seg.factors or ():
+                    if f.root.op == "placeholder" and f.dim == 1 and example(f.root).dim() == 3:
+                        projected.add(f.root)
+        self._projected = projected
+
+    def grid(self, seg) -> Grid | str:
+        """The grid of a segment of rows, or why they are not image rows."""
+        return grid_of(seg, self.env, self.contexts, self._inputs_of_size)
+
+    def _inputs_of_size(self, L: int) -> int:
+        return sum(example(p).shape[1] == L for p in self._projected)
+
+    def find(self, source: Node, queries: Node | None = None) -> tuple[int, int, int, Grid, Node] | str:
+        """`(token axis, offset, length, grid, root)` of the largest image segment of `source`'s rows,
+        along dim 1, or dim 0 of a sequence-first model. `queries`, the attention's queries computed
+        from the source, may tell the rows' positions (RoPE applied to them) when it does not."""
+        dims = self.env.of(source)
+        ex = example(source)
+        if dims is None or ex is None or ex.dim() != 3:
+            return "the token input is not (batch, tokens, channels)"
+        q = self.env.of(queries) if queries is not None else None
+        reasons = []
+        for axis in (1, 0):
+            rows = dims[axis] if q is None or len(q) < 2 else _seen_in(dims[axis], q[-2])
+            best, offset = None, 0
+            for seg in rows:
+                found = self.grid(seg)
+                if isinstance(found, Grid):
+                    if best is None or seg.size > best[2]:
+                        best = (axis, offset, seg.size, found, seg.factors[0].root)
+                elif axis == 1:
+                    reasons.append(found)
+                offset += seg.size
+            if best is not None:
+                return best
+        return "; ".join(dict.fromkeys(reasons))
+
+    def segment(self, source: Node, queries: Node | None) -> tuple[int, int, int, Grid, Node]:
+        found = self.find(source, queries)
+        assert not isinstance(found, str)
+        return found
+
+
+def _seen_in(rows: Axis, later: Axis) -> Axis:
+    """`rows` of a source as its queries see them: each segment replaced by the queries' segments cut
+    from it, which may carry positions (RoPE tables applied to the queries)."""
+    out = []
+    for seg in rows:
+        parts = [s for s in later if _cut_from(s, seg)]
+        out += parts if sum(s.size for s in parts) == seg.size else [seg]
+    return tuple(out)
+
+
+def _cut_from(part: Segment, seg: Segment) -> bool:
+    if not part.factors or not seg.factors or len(part.factors) != len(seg.factors):
+        return False
+    f, g = part.factors[0], seg.factors[0]
+    same = (f.root, f.dim, f.fine) == (g.root, g.dim, g.fine) and part.factors[1:] == seg.factors[1:]
+    return same and g.start <= f.start and f.start + f.size <= g.start + g.size
+
+
+def _attentions(gm: GraphModule) -> dict[Node, tuple[Node, Node]]:
+    """Attention anchors in graph order: node -> (queries, keys)."""
+    found = {}
+    for node in gm.graph.nodes:
+        if node.op == "call_function" and node.target in (SDPA, F.scaled_dot_product_attention):
+            norm = normalize_function(node.target, node.args, node.kwargs, normalize_to_only_use_kwargs=True)
+            if norm is not None:
+                found[node] = (norm.kwargs["query"], norm.kwargs["key"])
+        elif _is_softmax(node):
+            scores = _back(node.args[0], _SCORE_GLUE, _SCORE_GLUE_METHODS, _MATMUL)
+            values = _forward(node, {F.dropout}, {"to", "float", "type_as", "half", "bfloat16"}, _MATMUL)
+            if scores is not None and values is not None:
+                found[values] = (scores.args[0], scores.args[1])
+    return found
+
+
+def _attention(anchor: Node, q: Node, k: Node, images: _Images) -> tuple[str, Node] | Skip:
+    path = module_path(anchor)
+    queries = [s for s in _sources(q) if _is_stream(s)]
+    if not queries:
+        return Skip(path, "attention", "queries do not come from a linear projection of tokens")
+    found = {s: images.find(s, q) for s in queries}
+    image = [s for s, f in found.items() if not isinstance(f, str)]
+    if len(image) != 1:
+        why = (
+            "queries from several image token sets"
+            if image
+            else f"no image rows in the queries: {found[queries[0]]}"
+        )
+        return Skip(path, "attention", why)
+    source = image[0]
+    keys = {s for s in _sources(k) if _is_stream(s)}
+    if len(queries) > 1 or (source in keys and len(keys) > 1):
+        return "joint", source
+    return ("self" if keys == {source} else "cross"), source
+
+
+def _linear_attention(gm, env: RowOrigins, images: _Images, attentions) -> list[Skip]:
+    """Products that contract image rows outside softmax attention: reported, never merged."""
+    skips = []
+    for node in gm.graph.nodes:
+        if node.op != "call_function" or node.target not in _MATMUL or node in attentions:
+            continue
+        a = env.of(node.args[0])
+        if a is None or len(a) < 2:
+            continue
+        if any(isinstance(images.grid(s), Grid) for s in a[-1]):
+            why = "linear attention: k^T v sums over the tokens, its cost is already linear in them"
+            skips.append(Skip(module_path(node), "attention", why))
+    return _dedupe(skips)
+
+
+def _mlp(act: Node, images: _Images) -> tuple[Node, Node] | Skip | None:
+    """`(source, second linear)` of an MLP around `act`, a Skip for a conv feed-forward on tokens, or
+    None when `act` is not between two linears."""
+    first = _back(
+        act.args[0] if act.args else None, _MLP_GLUE, _MLP_GLUE_METHODS, set(LINEAR) | _CONV, hops=3
+    )
+    if first is None:
+        return None
+    if first.target in _CONV:
+        if _from_tokens(first.args[0]):
+            why = "a convolutional feed-forward: its spatial conv mixes neighbouring tokens"
+            return Skip(module_path(act), "mlp", why)
+        return None
+    source = first.args[0]
+    if not _is_stream(source):
+        return None
+    last = _forward(act, _MLP_GLUE, _MLP_GLUE_METHODS, set(LINEAR) | _CONV, hops=4)
+    if last is None or last.target in _CONV:
+        return None
+    found = images.find(source)
+    if isinstance(found, str):
+        return Skip(_common_path([last]), "mlp", f"no image rows: {found}")
+    return source, last
+
+
+def _back(node, functions, methods, targets, hops: int = 8) -> Node | None:
+    """The nearest node calling one of `targets` upstream of `node` through glue ops (first inputs)."""
+    for _ in range(hops):
+        if not isinstance(node, Node):
+            return None
+        if node.op == "call_function" and node.target in targets:
+            return node
+        if (node.op == "call_function" and node.target in functions) or (
+            node.op == "call_method" and node.target in methods
+        ):
+            node = node.args[0]
+            continue
+        return None
+    return None
+
+
+def _forward(node: Node, functions, methods, targets, hops: int = 4) -> Node | None:
+    """The nearest node calling one of `targets` downstream of `node` through glue ops."""
+    frontier = list(node.users)
+    for _ in range(hops):
+        nxt = []
+        for u in frontier:
+            if u.op == "call_function" and u.target in targets:
+                return u
+            if (u.op == "call_function" and u.target in functions) or (
+                u.op == "call_method" and u.target in methods
+            ):
+                nxt.extend(u.users)
+        frontier = nxt
+    return None
+
+
+def _sources(start: Node) -> set[Node]:
+    """Inputs of the nearest `linear`s upstream of `start` (the tensors its projections read)."""
+    found, seen, stack = set(), set(), [start]
+    while stack:
+        node = stack.pop()
+        if node in seen or not isinstance(node, Node):
+            continue
+        seen.add(node)
+        if node.op == "call_function" and node.target in LINEAR:
+            found.add(_lifted(node.args[0]))
+            continue
+        if node.op in ("call_function", "call_method"):
+            stack.extend(a for a in node.all_input_nodes if not (a.op == "placeholder" and is_state(a)))
+    return found
+
+
+def _lifted(x: Node) -> Node:
+    """The stream `x` is cut from along the token axis, if it is one (HunyuanVideo's single blocks
+    project `norm(h)[:, :-T]` and `norm(h)[:, -T:]`, or their concatenation back): merging the stream
+    merges every cut at once."""
+    while isinstance(x, Node):
+        parent = _rejoined(x)
+        if x.op == "call_function" and x.target is operator.getitem and isinstance(x.args[0], Node):
+            src, index = x.args
+            if src.op in ("call_function", "call_method") and _splits_tokens(src):
+                parent = src.args[0]  # an element of split / chunk along dim 1
+            elif isinstance(index, tuple) and len(index) >= 2 and index[0] == slice(None):
+                rest = index[2:]
+                if isinstance(index[1], slice) and all(i == slice(None) or i is Ellipsis for i in rest):
+                    parent = src
+        if parent is None or not _is_stream(parent) or example(parent).shape[2] != example(x).shape[2]:
+            return x
+        x = parent
+    return x
+
+
+def _rejoined(x: Node) -> Node | None:
+    """The stream a `cat` along the tokens puts back together from its consecutive cuts, or None."""
+    if not (x.op == "call_function" and x.target is torch.cat and isinstance(x.args[0], (tuple, list))):
+        return None
+    dim = x.args[1] if len(x.args) > 1 else x.kwargs.get("dim", 0)
+    parts = x.args[0]
+    if not isinstance(dim, int) or dim % 3 != 1 or not all(isinstance(p, Node) for p in parts):
+        return None
+    cuts = [_token_cut(p) for p in parts]
+    if None in cuts or len({c[0] for c in cuts}) != 1:
+        return None
+    parent = cuts[0][0]
+    L = example(parent).shape[1]
+    bounds = sorted((c[1], c[2]) for c in cuts)
+    covered = (
+        bounds[0][0] == 0 and bounds[-1][1] == L and all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+    )
+    return parent if covered and example(x).shape == example(parent).shape else None
+
+
+def _token_cut(node: Node) -> tuple[Node, int, int] | None:
+    """`(stream, start, stop)` of `stream[:, start:stop]`."""
+    if (
+        node.op != "call_function"
+        or node.target is not operator.getitem
+        or not isinstance(node.args[0], Node)
+    ):
+        return None
+    src, index = node.args
+    if not (_is_stream(src) and isinstance(index, tuple) and len(index) >= 2 and index[0] == slice(None)):
+        return None
+    if not isinstance(index[1], slice) or any(i not in (slice(None), Ellipsis) for i in index[2:]):
+        return None
+    start, stop, step = index[1].indices(example(src).shape[1])
+    return (src, start, stop) if step == 1 else None
+
+
+def _splits_tokens(node: Node) -> bool:
+    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+    if name not in ("split", "split_with_sizes", "chunk", "tensor_split"):
+        return False
+    dim = node.args[2] if len(node.args) > 2 else node.kwargs.get("dim", 0)
+    return isinstance(dim, int) and dim % 3 == 1
+
+
+def _is_stream(node: Node) -> bool:
+    ex = example(node)
+    return ex is not None and ex.dim() == 3 and ex.shape[1] > 1
+
+
+def _from_tokens(node: Node) -> bool:
+    """Whether a map was made from a token tensor by layout ops (as conv feed-forwards of DiTs are)."""
+    for _ in range(6):
+        if not isinstance(node, Node) or node.op != "call_method" or node.target not in _LAYOUT_METHODS:
+            return False
+        node = node.args[0]
+        if _is_stream(node):
+            return True
+    return False
+
+
+def _is_activation(node: Node) -> bool:
+    return (node.op == "call_function" and node.target in _ACTIVATIONS) or (
+        node.op == "call_method" and node.target in _ACTIVATION_METHODS
+    )
+
+
+def _is_softmax(node: Node) -> bool:
+    dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+    is_call = (node.op == "call_function" and node.target in _SOFTMAX) or (
+        node.op == "call_method" and node.target == "softmax"
+    )
+    ex = example(node)
+    return is_call and isinstance(dim, int) and ex is not None and dim % ex.dim() == ex.dim() - 1
 
 
 def user_inputs(gm: GraphModule) -> dict[Node, frozenset[Node]]:
@@ -129,7 +440,7 @@ def user_inputs(gm: GraphModule) -> dict[Node, frozenset[Node]]:
     deps: dict[Node, frozenset[Node]] = {}
     for node in gm.graph.nodes:
         if node.op == "placeholder":
-            deps[node] = frozenset() if _is_state(node) else frozenset([node])
+            deps[node] = frozenset() if is_state(node) else frozenset([node])
         else:
             deps[node] = frozenset().union(*(deps[a] for a in node.all_input_nodes))
     return deps
@@ -162,208 +473,5 @@ def _common_path(anchors: list[Node]) -> str:
     return ".".join(common) or "<model>"
 
 
-def _is_state(node: Node) -> bool:
-    return (
-        "_parameters_" in node.name
-        or "_buffers_" in node.name
-        or isinstance(node.meta.get("example_value"), torch.nn.Parameter)
-    )
-
-
-def _order(gm: GraphModule) -> dict[Node, int]:
-    return {n: i for i, n in enumerate(gm.graph.nodes)}
-
-
-def _origins(gm: GraphModule) -> dict[Node, Origin | None]:
-    """`Origin` of every 3-D `(B, L, C)` tensor, following rows through ops that keep them."""
-    origins: dict[Node, Origin | None] = {}
-    for node in gm.graph.nodes:
-        ex = example(node)
-        if ex is None or ex.dim() != 3:
-            continue
-        if node.op == "placeholder":
-            if not _is_state(node):
-                origins[node] = Origin(text=any(h in node.name.lower() for h in _TEXT_HINTS), root=node)
-            continue
-        found = _map_grid(node)
-        if found is not None:
-            origins[node] = Origin(grid=found[0], root=found[1])
-        elif node.target is torch.cat and _cat_dim(node) % 3 == 1:
-            origins[node] = Origin(parts=tuple((example(t).shape[1], origins.get(t)) for t in node.args[0]))
-        elif node.target is operator.getitem and isinstance(node.args[0], Node) and node.args[0] in origins:
-            origins[node] = _sliced(origins[node.args[0]], node.args[1], example(node.args[0]).shape[1])
-        else:
-            for a in node.all_input_nodes:
-                ea = example(a)
-                if a in origins and ea is not None and ea.dim() == 3 and ea.shape[1] == ex.shape[1]:
-                    origins[node] = origins[a]
-                    break
-    return origins
-
-
-def _sliced(origin: Origin | None, index, length: int) -> Origin | None:
-    """Origin of `x[index]` when the index slices the token axis to exactly one part of a concat."""
-    if origin is None or not origin.parts or not isinstance(index, tuple) or len(index) < 2:
-        return None
-    s = index[1]
-    if not isinstance(s, slice) or s.step not in (None, 1) or index[0] != slice(None):
-        return None
-    start, stop, _ = s.indices(length)
-    offset = 0
-    for size, part in origin.parts:
-        if (offset, offset + size) == (start, stop):
-            return part
-        offset += size
-    return None
-
-
-def _cat_dim(node: Node) -> int:
-    return node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
-
-
-def _map_grid(node: Node) -> tuple[tuple[int, int], Node] | None:
-    """`((H, W), map)` when `node` `(B, H*W, C)` is a `(B, C, H, W)` or `(B, H, W, C)` map made tokens.
-
-    The reshapes between the map and `node` are replayed on groups of the map's dims, so that only a
-    token axis made of the map's two spatial dims counts (not, say, heads folded back into channels).
-    """
-    chain, cur = [], node
-    while len(chain) < 3 and cur.op == "call_method" and cur.target in _LAYOUT_METHODS:
-        chain.append(cur)
-        cur = cur.args[0]
-        ex = example(cur)
-        if ex is None:
-            return None
-        if ex.dim() == 4:
-            break
-    else:
-        return None
-    dims = [(d,) for d in range(4)]
-    shape = list(example(cur).shape)
-    for op in reversed(chain):
-        dims, shape = _replay(op, dims, shape)
-        if dims is None:
-            return None
-    if dims == [(0,), (2, 3), (1,)]:
-        return (int(example(cur).shape[2]), int(example(cur).shape[3])), cur
-    if dims == [(0,), (1, 2), (3,)]:
-        return (int(example(cur).shape[1]), int(example(cur).shape[2])), cur
-    return None
-
-
-_LAYOUT_METHODS = ("view", "reshape", "flatten", "transpose", "permute", "contiguous")
-
-
-def _replay(op: Node, dims: list, shape: list):
-    """Dim groups and shape after `op`, or `(None, None)` for a reshape that is not a pure merge."""
-    args, nd = op.args[1:], len(dims)
-    if op.target == "contiguous":
-        return dims, shape
-    if op.target == "transpose":
-        a, b = (x % nd for x in args[:2])
-        perm = list(range(nd))
-        perm[a], perm[b] = b, a
-    elif op.target == "permute":
-        perm = [p % nd for p in (args[0] if isinstance(args[0], (tuple, list)) else args)]
-    else:
-        out = list(example(op).shape)
-        groups, i = [], 0
-        for size in out:
-            group, p = [], 1
-            while i < nd and (p < size or (not group and size == 1 and shape[i] == 1)):
-                group.append(i)
-                p *= shape[i]
-                i += 1
-            if p != size or not group:
-                return None, None
-            groups.append(group)
-        if i != nd:
-            return None, None
-        return [sum((dims[g] for g in group), ()) for group in groups], out
-    return [dims[p] for p in perm], [shape[p] for p in perm]
-
-
-def _is_text(origin: Origin | None) -> bool:
-    return origin is not None and origin.text
-
-
-def _image_segment(source: Node, origin: Origin | None):
-    """`(before, n, after, origin of the image rows)` in `source`, or None when ambiguous."""
-    L = example(source).shape[1]
-    if origin is None or not origin.parts:
-        return None if _is_text(origin) else (0, L, 0, origin)
-    image = [k for k, (_, o) in enumerate(origin.parts) if not _is_text(o)]
-    if len(image) != 1:
-        return None
-    k = image[0]
-    sizes = [s for s, _ in origin.parts]
-    return sum(sizes[:k]), sizes[k], sum(sizes[k + 1 :]), origin.parts[k][1]
-
-
-def _sources(start: Node) -> set[Node]:
-    """Inputs of the nearest `linear`s upstream of `start` (the tensors its projections read)."""
-    found, seen, stack = set(), set(), [start]
-    while stack and len(seen) < _MAX_WALK:
-        node = stack.pop()
-        if node in seen or not isinstance(node, Node):
-            continue
-        seen.add(node)
-        if node.op == "call_function" and node.target in LINEAR:
-            found.add(node.args[0])
-            continue
-        if node.op in ("call_function", "call_method"):
-            stack.extend(a for a in node.all_input_nodes if not (a.op == "placeholder" and _is_state(a)))
-    return found
-
-
-def _attention(node: Node, origins) -> tuple[str, Node] | Skip:
-    path = module_path(node)
-    norm = normalize_function(node.target, node.args, node.kwargs, normalize_to_only_use_kwargs=True)
-    if norm is None:
-        return Skip(path, "attention", "attention call with unknown arguments")
-    q, k = norm.kwargs["query"], norm.kwargs["key"]
-    queries = {s for s in _sources(q) if (e := example(s)) is not None and e.dim() == 3}
-    if not queries:
-        return Skip(path, "attention", "queries do not come from a linear projection of tokens")
-    image = [s for s in queries if not _is_text(origins.get(s))]
-    if len(image) != 1:
-        why = "attention over text tokens only" if not image else "queries from several token sets"
-        return Skip(path, "attention", why)
-    source = image[0]
-    keys = _sources(k)
-    if len(queries) > 1 or (source in keys and len(keys) > 1):
-        return "joint", source
-    return ("self" if keys == {source} else "cross"), source
-
-
-def _mlp_chain(act: Node) -> tuple[Node, Node] | None:
-    """`(source, second linear)` when `act` sits between two linears (glue ops allowed), else None."""
-    first = act.args[0] if act.args else None
-    for _ in range(3):
-        if not isinstance(first, Node):
-            return None
-        if first.op == "call_function" and first.target in LINEAR:
-            break
-        if (first.op == "call_method" and first.target in _MLP_GLUE) or first.target is operator.getitem:
-            first = first.args[0]
-            continue
-        return None
-    else:
-        return None
-    source = first.args[0]
-    ex = example(source)
-    if ex is None or ex.dim() != 3:
-        return None
-    frontier = list(act.users)
-    for _ in range(4):
-        nxt = []
-        for u in frontier:
-            if u.op == "call_function" and u.target in LINEAR:
-                return source, u
-            glue = (u.op == "call_method" and u.target in _MLP_GLUE) or (
-                u.op == "call_function" and u.target in (F.dropout, torch.cat, operator.mul)
-            )
-            if glue:
-                nxt.extend(u.users)
-        frontier = nxt
-    return None
+def _dedupe(skips: list[Skip]) -> list[Skip]:
+    return list(dict.fromkeys(skips))

@@ -1,56 +1,142 @@
-"""The token grid `(H, W)` of a token set, which tiles need and a token sequence does not show.
+"""Which rows are image rows, and their grid: from the graph itself, or from what the call tells.
 
-In order of preference:
+Rows are image rows only when their origin is traced to a grid (`rows/`), in order of preference:
 
-    graph    tokens made from a `(B, C, H, W)` map in the graph (UNet levels, DiT patch embeddings);
-             found while discovering candidates (`discover.Origin`)
-    config   `ToMAConfig.grid`, the largest level's grid; smaller levels by halving, rounding up as
-             stride-2 convolutions do (SDXL's 128x128 latent -> 64x64 and 32x32 token levels)
-    ids      Flux-style position ids: a `(N, 3)` input of `(0, row, col)` rows in raster order, read
-             from the real example inputs Dynamo hands the backend
-    stripes  none of the above: 1-D stripes of raster tokens (`TileLayout.stripes`)
+    graph    rows made from the spatial axes of a `(B, C, H, W)` / `(B, C, F, H, W)` input through
+             convs, patch splits and reshapes: a UNet level, a DiT's patch embedding, a video's Conv3d
+    context  rows of a `(B, L, C)` token input, when the call's grid holds L tokens:
+               config  `ToMAConfig.grid`, the user's word for the largest token set
+               call    the latent of the current denoiser call (`toma_fx.apply` records it per call,
+                       for block graphs of a regional compile, which cannot see it)
+               ids     position-id inputs (Flux's `img_ids (N, 3)`, Flux2's `(1, N, 4)`, LTX's
+                       `(B, 3, N)`) whose rows are the raster coordinates of a grid of two or more axes
+
+Context grids yield their coarser levels too (each axis halved, rounding up, as stride-2 convs and 2x2
+patches do), and a video's per-frame grid `(H, W)` for blocks that fold frames into the batch. Rows
+whose grid is one axis only (attention along frames) are never merged; neither are rows two token
+inputs could equally be (the pass cannot tell which is the image).
 """
 
 from __future__ import annotations
 
-import torch
+import math
+import re
+from dataclasses import dataclass
 
-__all__ = ["choose_grid", "id_grids"]
+from toma_fx.passes.rows import RowOrigins, Segment
+from toma_fx.passes.rows.ids import coordinate_table, raster_run
+from torch.fx import Node
 
-
-def choose_grid(
-    n: int, graph: tuple[int, int] | None, config: tuple[int, int] | None, ids: dict[int, tuple[int, int]]
-) -> tuple[tuple[int, int] | None, str]:
-    """`(grid or None, where it came from)` for a set of `n` image tokens."""
-    if graph is not None and graph[0] * graph[1] == n:
-        return graph, "graph"
-    if config is not None:
-        h, w = config
-        while h * w > n:
-            h, w = (h + 1) // 2, (w + 1) // 2
-        if h * w == n:
-            return (h, w), "config"
-    if n in ids:
-        return ids[n], "ids"
-    return None, "stripes"
+__all__ = ["ContextGrid", "Grid", "context_grids", "grid_of", "id_grids", "input_name"]
 
 
-def id_grids(example_inputs: list) -> dict[int, tuple[int, int]]:
-    """Grids of position-id inputs: `{N: (H, W)}` for each `(N, 3)` input of raster `(0, row, col)` rows."""
-    grids = {}
-    for value in example_inputs:
-        if not _real_tensor(value) or value.dim() != 2 or value.shape[1] != 3 or value.shape[0] < 2:
-            continue
-        rows, cols = value[:, 1].round().long(), value[:, 2].round().long()
-        h, w = int(rows.max()) + 1, int(cols.max()) + 1
-        n = value.shape[0]
-        if rows.min() >= 0 and cols.min() >= 0 and h * w == n:
-            if torch.equal(rows * w + cols, torch.arange(n, device=value.device)):
-                grids[n] = (h, w)
+@dataclass(frozen=True)
+class Grid:
+    """Image rows in raster order over `shape` (`(H, W)` or `(F, H, W)`); `source` says how it is known."""
+
+    shape: tuple[int, ...]
+    source: str
+
+    def __str__(self) -> str:
+        return f"{'x'.join(map(str, self.shape))} ({self.source})"
+
+
+@dataclass(frozen=True)
+class ContextGrid:
+    """A grid the call gives for token inputs: `shape` of the largest token set, from `source`."""
+
+    shape: tuple[int, ...]
+    source: str
+
+    def levels(self) -> list[tuple[int, ...]]:
+        """This grid, its coarser levels, and per-frame grids of a video (largest first)."""
+        out, shape = [], self.shape
+        while True:
+            out.append(shape)
+            if len(shape) == 3:
+                out.append(shape[1:])
+            if all(s == 1 for s in shape[-2:]):
+                break
+            shape = (*shape[:-2], *((s + 1) // 2 for s in shape[-2:]))
+        return list(dict.fromkeys(out))
+
+
+def context_grids(config_grid, call_grid, example_inputs: list) -> list[ContextGrid]:
+    """The context grids of a compile, most trusted first."""
+    grids = []
+    if config_grid is not None:
+        grids.append(ContextGrid(tuple(config_grid), "config"))
+    if call_grid is not None:
+        grids.append(ContextGrid(tuple(call_grid), "call"))
+    grids += [ContextGrid(shape, "ids") for shape in id_grids(example_inputs)]
     return grids
 
 
-def _real_tensor(value) -> bool:
-    from torch._subclasses.fake_tensor import FakeTensor
+def grid_of(seg: Segment, env: RowOrigins, contexts: list[ContextGrid], inputs_of_size) -> Grid | str:
+    """The grid of a segment's rows, or why they are not image rows."""
+    if seg.factors is None:
+        return f"rows of unknown origin ({seg.label})"
+    factors = [f for f in seg.factors if f.size > 1]
+    if not factors:
+        return "a single row"
+    if any(f.fine for f in factors):
+        return "rows that are positions inside patches"
+    if all(f.positional for f in factors):
+        return _positions(factors)
+    roots = {f.root for f in factors}
+    if len(roots) != 1:
+        return "rows made from several inputs"
+    root = factors[0].root
+    rank = root.meta["example_value"].dim()
+    if len(factors) == 1 and rank == 3 and factors[0].dim == 1:
+        if seg.positions is not None:
+            found = _positions([f for f in seg.positions if f.size > 1])
+            if isinstance(found, Grid):
+                return Grid(found.shape, f"positions: {input_name(root)}")
+        return _from_context(seg.size, root, contexts, inputs_of_size)
+    dims = [f.dim for f in factors]
+    if len(set(dims)) != len(dims) or 0 in dims or any((root, d) in env.channels for d in dims):
+        return "rows that are not spatial positions of an input"
+    if rank < 4:
+        return "rows of an input with no spatial axes"
+    if len(factors) == 1:
+        return "rows along one axis only (attention along frames)"
+    return Grid(tuple(f.size for f in factors), f"graph: {input_name(root)}")
 
-    return isinstance(value, torch.Tensor) and not isinstance(value, FakeTensor) and not value.is_meta
+
+def _positions(factors) -> Grid | str:
+    """Rows laid out by the model's own position tables (`arange`, `meshgrid`, broadcast frequencies):
+    the positions of the image its RoPE encodes."""
+    if len(factors) < 2:
+        return "rows along one position axis (a sequence, or frames)"
+    if len({(f.root, f.dim) for f in factors}) != len(factors):
+        return "rows with a repeated position axis"
+    return Grid(tuple(f.size for f in factors), "positions")
+
+
+def _from_context(L: int, root: Node, contexts: list[ContextGrid], inputs_of_size) -> Grid | str:
+    if inputs_of_size(L) > 1:
+        return f"{L} rows, as many as another token input: cannot tell which is the image"
+    for ctx in contexts:
+        for shape in ctx.levels():
+            if math.prod(shape) == L:
+                return Grid(shape, f"{ctx.source}: {input_name(root)}")
+    if not contexts:
+        return f"rows of input {input_name(root)}, on no grid"
+    return f"rows of input {input_name(root)} ({L}), which no grid of the call holds"
+
+
+def input_name(node: Node) -> str:
+    """A graph input as the user named it: `l_kwargs_encoder_hidden_states_` -> `encoder_hidden_states`."""
+    return re.sub(r"^l_(kwargs_|self_|args_)?|_$", "", node.name) or node.name
+
+
+def id_grids(example_inputs: list) -> list[tuple[int, ...]]:
+    """Grids of position-id inputs (`rows/ids.py`): one per input whose rows run through a grid."""
+    grids = []
+    for value in example_inputs:
+        table = coordinate_table(value)
+        run = raster_run(table[0]) if table is not None else None
+        if run is not None:
+            grids.append(run[1])
+    return list(dict.fromkeys(grids))

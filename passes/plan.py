@@ -1,26 +1,25 @@
 """Plan the merge sites: a tile layout for each candidate, and which sites select and which reuse.
 
-`plan` gives each candidate its layout. `group`, run on the sites that survive analysis, decides
-sharing: a group is a run of consecutive sites with the same layout (same token set: a UNet level, or all
-blocks of a DiT). Its first site selects destinations; the rest reuse them when
-`share_destinations` is set, and also the first site's merge weights when `share_weights` is set.
-Candidates the config leaves out, and those too small to gain, are skipped with the reason.
+`plan` gives each candidate its layout: its grid (`discover`), the configured tile fitted to it, the
+ratio. `group`, run on the sites that survive analysis, decides sharing: a group is a run of
+consecutive sites with the same layout (same token set: a UNet level, or all blocks of a DiT). Its first
+site selects destinations; the rest reuse them when `share_destinations` is set, and also the first
+site's merge weights when `share_weights` is set. Candidates the config leaves out, and those too small
+to gain, are skipped with the reason.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from toma_fx.passes.discover import Candidate, Skip
-from toma_fx.passes.grid import choose_grid
-from toma_fx.passes.tokens import example
+from toma_fx.passes.rules import example
 from torch.fx.experimental.symbolic_shapes import has_free_symbols
 
 from toma_fx.config import ToMAConfig
 from toma_fx.ops.nodes import Layout, tile_layout
 
-__all__ = ["Site", "plan"]
+__all__ = ["Site", "fit_tile", "group", "plan"]
 
 
 @dataclass
@@ -31,7 +30,6 @@ class Site:
     index: int
     candidate: Candidate
     layout: Layout
-    grid_from: str
     leader: int
     weights_from: int
     tau: float
@@ -41,9 +39,16 @@ class Site:
         return tile_layout(self.layout).num_merged
 
 
-def plan(
-    candidates: list[Candidate], config: ToMAConfig, ids: dict[int, tuple[int, int]]
-) -> tuple[list[Site], list[Skip]]:
+def fit_tile(tile: tuple[int, ...], grid: tuple[int, ...]) -> tuple[int, ...]:
+    """The configured tile for a grid: `(th, tw)` of a `(tt, th, tw)` tile for an image, `(1, th, tw)`
+    of an `(th, tw)` tile for a video (per-frame tiles); each side at most the grid's."""
+    if len(tile) > len(grid):
+        tile = tile[len(tile) - len(grid) :]
+    tile = (1,) * (len(grid) - len(tile)) + tuple(tile)
+    return tuple(min(t, g) for t, g in zip(tile, grid))
+
+
+def plan(candidates: list[Candidate], config: ToMAConfig) -> tuple[list[Site], list[Skip]]:
     sites: list[Site] = []
     skips: list[Skip] = []
     for c in candidates:
@@ -51,17 +56,12 @@ def plan(
         if why:
             skips.append(Skip(c.path, c.kind, why))
             continue
-        grid, grid_from = choose_grid(c.n, c.grid, config.grid, ids)
-        th, tw = config.tile
-        if grid is None:
-            layout = ((1, c.n), (1, min(th * tw, c.n)), config.ratio)
-        else:
-            layout = (grid, (min(th, grid[0]), min(tw, grid[1])), config.ratio)
+        layout = (c.grid.shape, fit_tile(config.tile, c.grid.shape), config.ratio)
         if tile_layout(layout).num_merged == c.n:
             skips.append(Skip(c.path, c.kind, f"tile {layout[1]} keeps every token at ratio {config.ratio}"))
             continue
         i = len(sites)
-        sites.append(Site(i, c, layout, grid_from, leader=i, weights_from=i, tau=config.tau))
+        sites.append(Site(i, c, layout, leader=i, weights_from=i, tau=config.tau))
     return sites, skips
 
 
@@ -81,6 +81,4 @@ def _why_not(c: Candidate, config: ToMAConfig) -> str | None:
         return "symbolic token count: compile with dynamic=False to merge at every resolution"
     if c.n < config.min_tokens:
         return f"{c.n} image tokens < min_tokens={config.min_tokens}"
-    if not isinstance(ex, torch.Tensor) or ex.dim() != 3:
-        return "token input is not (batch, tokens, channels)"
     return None

@@ -9,25 +9,29 @@ Before (an SDXL self-attention, shapes at 16x16 tokens):
 
 After:
 
-    dst = select(x, ((16, 16), (4, 4), 0.5), (1, 0, 0))         (2, 128) int64
+    dst = select(x, ((16, 16), (4, 4), 0.5), (1, 0, 0, 0))       (2, 128) int64
     w = weights(x, dst, ...)                                      [(2, 16, 8, 16)]
     xm = merge(x, w, ...)                                         (2, 128, 32)
     q = linear(xm, Wq); k = linear(xm, Wk); v = linear(xm, Wv)
     o = linear(sdpa(q', k', v'), Wo)                              (2, 128, 32)
     h = unmerge(o, w, ...) + h                                    (2, 256, 32)
 
-Each site is analysed on the untouched graph first (`tokens.follow` from the source's linear users);
-a site whose anchors cannot run merged, or whose tokens would overlap another site's, is skipped
-whole with the reason, so a half-rewritten region never reaches Inductor.
+Each site is analysed on the untouched graph first (`rules.follow` on every node downstream of the
+source that reads merged tokens). A direct user of the source that cannot run merged keeps reading the
+source itself (exact); a later one gets an unmerge before it. A site whose anchors cannot run merged,
+or whose tokens would overlap another site's, is skipped whole with the reason, so a half-rewritten
+region never reaches Inductor.
 """
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 
+import torch
 from toma_fx.passes.discover import Skip
 from toma_fx.passes.plan import Site
-from toma_fx.passes.tokens import LINEAR, Flow, Stop, Tokens, follow
+from toma_fx.passes.rules import LINEAR, Context, Flow, Stop, Tokens, follow
 from torch.fx import GraphModule, Node
 
 from toma_fx.ops import nodes
@@ -45,44 +49,55 @@ class Rewrite:
     flows: dict[Node, Flow] = field(default_factory=dict)
     stops: dict[Node, list[Node]] = field(default_factory=dict)  # merged node -> users needing it unmerged
     inserted: list[str] = field(default_factory=list)
+    selection: list[str] = field(default_factory=list)  # the selection node a group leader inserted
 
     @property
     def interior(self) -> set[Node]:
         return set(self.consumers) | set(self.flows)
+
+    @property
+    def interior_names(self) -> list[str]:
+        return [n.name for n in self.interior]
 
 
 def analyse(site: Site, deps: dict[Node, frozenset[Node]], claimed: set[Node]) -> Rewrite | Skip:
     """Follow merged tokens from the site's source; `claimed` holds nodes earlier sites run merged."""
     c = site.candidate
     x = c.source
-    n, m = c.n, site.merged
-    root = Tokens(axis=1, before=c.before, after=c.after, ndim=3)
-    consumers = [u for u in x.users if u.op == "call_function" and u.target in LINEAR and u.args[0] is x]
-    rw = Rewrite(site, consumers, merged=dict.fromkeys(consumers, root))
-    if x in claimed or claimed & set(consumers):
+    if x in claimed:
         return Skip(c.path, c.kind, "inside another site's merged tokens")
-
-    stream = deps[c.root] if c.root is not None else deps[x]
-
-    def is_table(a: Node) -> bool:
-        return not (deps[a] & stream)
-
+    rw = Rewrite(site, [])
+    source = Tokens(axis=c.axis, before=c.before, after=c.after, ndim=3, batch=c.batch)
+    stream = deps[c.root]
+    ctx = Context(rw.merged, c.n, site.merged, is_table=lambda a: not (deps[a] & stream))
     first_stop = None
-    node = min(consumers)
+    node = x.next
     while node.op != "root":
+        starts = x in node.all_input_nodes and _projects(node)
+        if starts:  # only projections read the merged source; other readers (a residual) read it as is
+            rw.merged[x] = source
         ins = [a for a in node.all_input_nodes if a in rw.merged]
-        if ins and node not in rw.consumers:
-            res = follow(node, rw.merged, n, m, is_table)
+        if ins:
+            res = follow(node, ctx)
             if isinstance(res, Stop):
                 first_stop = first_stop or f"{res.why} at {node.name}"
                 for a in ins:
-                    if not isinstance(rw.merged[a], Tokens) or rw.merged[a].batch != 0:
+                    if a is x:
+                        continue  # keeps reading the source as it was
+                    if not isinstance(rw.merged[a], Tokens) or rw.merged[a].keys is not None:
                         return Skip(c.path, c.kind, f"cannot unmerge before {node.name}: {res.why}")
+                    if _mutated(node, a):
+                        return Skip(
+                            c.path, c.kind, f"an in-place write needs merged tokens unmerged: {res.why}"
+                        )
                     rw.stops.setdefault(a, []).append(node)
             else:
                 rw.flows[node] = res
+                if starts:
+                    rw.consumers.append(node)
                 if res.tokens is not None:
                     rw.merged[node] = res.tokens
+        rw.merged.pop(x, None)
         node = node.next
     missing = [a for a in c.anchors if a not in rw.merged]
     if missing:
@@ -90,6 +105,24 @@ def analyse(site: Site, deps: dict[Node, frozenset[Node]], claimed: set[Node]) -
     if claimed & rw.interior:
         return Skip(c.path, c.kind, "overlaps another site's merged tokens")
     return rw
+
+
+def _projects(node: Node) -> bool:
+    """A reader of the source that starts the merged region: a projection, or a cut of the stream
+    along its tokens (text and image parts projected separately)."""
+    if node.op == "call_function" and node.target in LINEAR:
+        return True
+    cuts = (operator.getitem, torch.narrow, torch.split, torch.chunk)
+    return (node.op == "call_function" and node.target in cuts) or (
+        node.op == "call_method" and node.target in ("narrow", "split", "split_with_sizes", "chunk")
+    )
+
+
+def _mutated(node: Node, a: Node) -> bool:
+    """Whether `node` writes into `a` in place (unmerging a copy of `a` would lose the write)."""
+    if node.op == "call_function" and node.target is operator.setitem:
+        return node.args[0] is a
+    return node.op == "call_method" and node.target.endswith("_") and node.args[0] is a
 
 
 def apply(gm: GraphModule, rewrites: list[Rewrite]) -> None:
@@ -100,12 +133,13 @@ def apply(gm: GraphModule, rewrites: list[Rewrite]) -> None:
     for rw in rewrites:
         site, c = rw.site, rw.site.candidate
         layout = site.layout
-        segment = (1, c.before, c.after)
-        new = []
+        segment = (c.axis, c.before, c.after, c.batch)
+        new, gathered = [], {}
         with graph.inserting_before(min(rw.consumers)):
             if site.leader == site.index:
                 dst[site.index] = graph.call_function(nodes.select, (c.source, layout, segment))
                 new.append(dst[site.index])
+                rw.selection = [dst[site.index].name]
             d = dst[site.leader]
             if site.weights_from == site.index:
                 args = (c.source, d, layout, segment, site.tau)
@@ -119,25 +153,29 @@ def apply(gm: GraphModule, rewrites: list[Rewrite]) -> None:
                 node.args = flow.args
             if flow.kwargs is not None:
                 node.kwargs = flow.kwargs
-            gathered: dict[Node, Node] = {}
+            tables: dict[Node, list[Tokens]] = {}
             for table, tok in flow.tables:
-                if table not in gathered:
-                    with graph.inserting_before(node):
-                        batch = c.source.meta["example_value"].shape[0]
-                        seg = (tok.axis, tok.before, tok.after)
-                        gathered[table] = graph.call_function(
-                            nodes.gather, (table, d, layout, seg, tok.ndim, batch)
-                        )
-                        new.append(gathered[table])
-                node.replace_input_with(table, gathered[table])
+                tables.setdefault(table, []).append(tok)
+            for table, toks in tables.items():
+                value = table
+                for tok in toks:  # one gather per merged axis: a pairwise mask is gathered twice
+                    key = (value, tok.axis, tok.batch, tok.ndim)
+                    if key not in gathered:
+                        with graph.inserting_before(node):
+                            rows = (tok.axis, tok.before, tok.after, tok.batch)
+                            gathered[key] = graph.call_function(
+                                nodes.gather, (value, d, layout, rows, tok.ndim)
+                            )
+                        new.append(gathered[key])
+                    value = gathered[key]
+                node.replace_input_with(table, value)
         for consumer in rw.consumers:
             consumer.replace_input_with(c.source, xm)
         for merged_node, users in rw.stops.items():
             tok = rw.merged[merged_node]
             with graph.inserting_before(min(users)):
-                u = graph.call_function(
-                    nodes.unmerge, (merged_node, w, layout, (tok.axis, tok.before, tok.after))
-                )
+                rows = (tok.axis, tok.before, tok.after, tok.batch)
+                u = graph.call_function(nodes.unmerge, (merged_node, w, layout, rows))
             new.append(u)
             for user in users:
                 user.replace_input_with(merged_node, u)

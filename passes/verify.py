@@ -1,47 +1,54 @@
-"""Shape-check a graph on fake tensors, refreshing each node's `example_value`, and count its FLOPs.
+"""Shape-check a rewritten graph on fake tensors, refreshing the `example_value` of what changed.
 
-After a rewrite the graph is run once on fake copies of the example inputs (no data, no kernels). This
-proves every inserted node and patched argument fits, gives Inductor's pre-grad passes example values
-that match the rewritten shapes, and yields per-node FLOPs for `toma_fx.explain`.
+After a rewrite the nodes it inserted, and every node downstream of them, run once on fake tensors (no
+data, no kernels), in Dynamo's own fake mode and on the fakes Dynamo made for the graph's inputs; the
+rest of the graph keeps the values Dynamo traced (data-dependent sizes included). This proves every
+inserted node and patched argument fits, and gives Inductor's pre-grad passes example values that match
+the rewritten shapes. Inputs Dynamo did not trace (a variant's carried tensors) are converted into that
+mode from `example_inputs`.
 """
 
 from __future__ import annotations
 
 import torch
-from torch._subclasses.fake_tensor import FakeTensorMode
-from torch.fx import GraphModule, Interpreter, Node
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+from torch.fx import GraphModule, Node, map_arg
+from torch.fx.experimental.symbolic_shapes import ShapeEnv
 
 __all__ = ["propagate"]
 
 
-def propagate(gm: GraphModule, example_inputs: list, *, count_flops: bool = False) -> dict[str, int]:
-    """Run `gm` on fakes of `example_inputs`; return `{node name: FLOPs}` (empty unless `count_flops`).
-
-    Raises whatever the first ill-shaped node raises.
-    """
-    mode = FakeTensorMode(allow_non_fake_inputs=True)
-    fakes = [mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in example_inputs]
-    runner = _FakeRunner(gm, count_flops)
+def propagate(gm: GraphModule, example_inputs: list) -> None:
+    """Re-run the changed part of `gm` on fakes; raises whatever the first ill-shaped node raises."""
+    placeholders = list(gm.graph.find_nodes(op="placeholder"))
+    traced = [p.meta.get("example_value") for p in placeholders]
+    mode = next((v.fake_mode for v in traced if isinstance(v, FakeTensor)), None)
+    mode = mode or FakeTensorMode(allow_non_fake_inputs=True, shape_env=ShapeEnv())
+    env: dict[Node, object] = {}
+    changed: set[Node] = set()
     with mode, torch.no_grad():
-        runner.run(*fakes)
-    return runner.flops
-
-
-class _FakeRunner(Interpreter):
-    def __init__(self, gm: GraphModule, count_flops: bool):
-        super().__init__(gm)
-        self.count_flops = count_flops
-        self.flops: dict[str, int] = {}
-
-    def run_node(self, n: Node):
-        if not self.count_flops or n.op in ("placeholder", "output"):
-            out = super().run_node(n)
-        else:
-            from torch.utils.flop_counter import FlopCounterMode  # imports Triton: only when counting
-
-            with FlopCounterMode(display=False) as counter:
-                out = super().run_node(n)
-            self.flops[n.name] = counter.get_total_flops()
-        if n.op != "output":
-            n.meta["example_value"] = out
-        return out
+        for p, value, x in zip(placeholders, traced, example_inputs):
+            if isinstance(value, FakeTensor) and value.fake_mode is mode and value.shape == x.shape:
+                env[p] = value
+            else:
+                env[p] = mode.from_tensor(x, static_shapes=True) if isinstance(x, torch.Tensor) else x
+                p.meta["example_value"] = env[p]
+                changed.add(p)
+        for node in gm.graph.nodes:
+            if node.op in ("placeholder", "output"):
+                continue
+            if node.op == "get_attr":
+                env[node] = getattr(gm, node.target)
+                continue
+            stale = "toma_site" in node.meta or "example_value" not in node.meta
+            if not (stale or any(a in changed for a in node.all_input_nodes)):
+                env[node] = node.meta["example_value"]
+                continue
+            args = map_arg(node.args, env.__getitem__)
+            kwargs = map_arg(node.kwargs, env.__getitem__)
+            if node.op == "call_method":
+                out = getattr(args[0], node.target)(*args[1:], **kwargs)
+            else:
+                out = node.target(*args, **kwargs)
+            env[node] = node.meta["example_value"] = out
+            changed.add(node)

@@ -52,7 +52,7 @@ class ToMABackend:
 
     def __call__(self, gm: GraphModule, example_inputs: list, *, mode: str | None = None, options=None):
         inductor_options, config = self._split_options(options)
-        result = run(gm, example_inputs, config)
+        result = run(gm, example_inputs, config, call_grid=latent_grid())
         if result.gm is gm:
             return self._compile(gm, example_inputs, mode, inductor_options)
         try:
@@ -74,8 +74,6 @@ class ToMABackend:
     def _split_options(self, options) -> tuple[dict, ToMAConfig]:
         options = dict(options or {})
         ours = {k[len("toma.") :]: options.pop(k) for k in list(options) if k.startswith("toma.")}
-        if self.config.grid is None and "grid" not in ours and latent_grid() is not None:
-            ours["grid"] = latent_grid()  # a tracked pipeline's current latent: for block graphs
         return options, self.config.replace(**ours) if ours else self.config
 
     def _compile(self, gm: GraphModule, example_inputs: list, mode, options: dict):

@@ -30,18 +30,20 @@ class ToMAConfig:
         ratio: fraction of image tokens removed, in [0, 1). 0.5 is the paper's setting for SDXL and
             Flux: attention then runs on half the tokens (about 4x fewer attention FLOPs). 0 leaves the
             graph untouched, exactly as plain `torch.compile` would compile it.
-        tile: `(th, tw)` tile of the token grid, in tokens, each >= 1. Destinations are chosen and tokens
-            merged inside each tile. 4x4 is the authors' Flux setting (256 tiles at 64x64 tokens); larger
-            tiles select better clusters but cost O(S^2) per tile.
+        tile: `(th, tw)` or `(tt, th, tw)` tile of the token grid, in tokens, each >= 1. Destinations
+            are chosen and tokens merged inside each tile. Image grids use `(th, tw)`; video grids
+            `(frames, rows, columns)` use `(tt, th, tw)`, and a 2-value tile tiles each frame on its own
+            (`(1, th, tw)`). 4x4 is the authors' Flux setting (256 tiles at 64x64 tokens); larger tiles
+            select better clusters but cost O(S^2) per tile. A side larger than the grid's is clamped.
         kinds: region kinds to merge, a subset of `REGION_KINDS` (default: all).
         min_tokens: merge only token sets of at least this many image tokens, >= 1. Selects the levels
             of a UNet: SDXL at 1024x1024 has 4096 (64x64) and 1024 (32x32); 2048 merges only the former.
             Below ~1000 tokens the merge overhead approaches the attention saved (`docs/benchmarks.md`).
-        grid: `(H, W)` token grid of the largest token set, or None to infer it from the graph (a
-            `(B, C, H, W)` map turned into tokens, or Flux's `img_ids`). Smaller levels are derived by
-            halving (rounding up, as stride-2 convs do). Needed for regional compiles of DiTs, whose
-            block graphs cannot see the image; without it, tokens are cut into 1-D stripes of
-            `th * tw` raster tokens.
+        grid: `(H, W)` or `(F, H, W)` token grid of the largest token set, or None to trace it from the
+            graph (a `(B, C, H, W)` or `(B, C, F, H, W)` latent made into tokens, position ids) or take
+            it from the call (`toma_fx.apply` records each call's latent). Smaller levels are derived by
+            halving (rounding up, as stride-2 convs do). A `(B, L, C)` token input is merged only when
+            some grid holds its L tokens: rows the pass cannot place on a grid are never merged.
         tau: softmax temperature of the merge weights on cosine similarity, > 0. 1000 (the reference
             code's value) is nearly a hard assignment.
         share_destinations: consecutive regions with the same token set reuse the destinations
@@ -65,10 +67,10 @@ class ToMAConfig:
     """
 
     ratio: float = 0.5
-    tile: tuple[int, int] = (4, 4)
+    tile: tuple[int, ...] = (4, 4)
     kinds: frozenset[str] = field(default=REGION_KINDS)
     min_tokens: int = 1024
-    grid: tuple[int, int] | None = None
+    grid: tuple[int, ...] | None = None
     tau: float = DEFAULT_TAU
     share_destinations: bool = True
     share_weights: bool = False
@@ -83,9 +85,9 @@ class ToMAConfig:
         ):
             raise ValueError(f"ratio must be a number in [0, 1), got {self.ratio!r}")
         object.__setattr__(self, "ratio", float(self.ratio))
-        object.__setattr__(self, "tile", _pair("tile", self.tile))
+        object.__setattr__(self, "tile", _sizes("tile", self.tile))
         if self.grid is not None:
-            object.__setattr__(self, "grid", _pair("grid", self.grid))
+            object.__setattr__(self, "grid", _sizes("grid", self.grid))
         kinds = {self.kinds} if isinstance(self.kinds, str) else self.kinds
         try:
             kinds = frozenset(kinds)
@@ -135,14 +137,15 @@ def _is_int(v) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
-def _pair(name: str, value) -> tuple[int, int]:
+def _sizes(name: str, value) -> tuple[int, ...]:
+    """2 or 3 ints >= 1: `(rows, columns)` or `(frames, rows, columns)`."""
     try:
-        h, w = value
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair of ints >= 1, got {value!r}") from None
-    if not (_is_int(h) and _is_int(w) and h >= 1 and w >= 1):
-        raise ValueError(f"{name} must be a pair of ints >= 1, got {value!r}")
-    return int(h), int(w)
+        sizes = tuple(value)
+    except TypeError:
+        sizes = ()
+    if len(sizes) not in (2, 3) or not all(_is_int(v) and v >= 1 for v in sizes):
+        raise ValueError(f"{name} must be 2 or 3 ints >= 1 ((h, w) or (t, h, w)), got {value!r}")
+    return tuple(int(v) for v in sizes)
 
 
 _FIELDS = [f.name for f in dataclasses.fields(ToMAConfig)]

@@ -13,7 +13,6 @@ merging is the sum over the nodes it runs merged plus the nodes ToMA inserted fo
 
 from __future__ import annotations
 
-import copy
 import difflib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,8 +21,8 @@ import torch
 
 from toma_fx.config import ToMAConfig
 from toma_fx.passes.discover import Skip
+from toma_fx.passes.flops import node_flops
 from toma_fx.passes.pipeline import run
-from toma_fx.passes.verify import propagate
 
 __all__ = ["Region", "Report", "explain"]
 
@@ -37,7 +36,7 @@ class Region:
     tokens: int
     text: int
     grid: str
-    tile: tuple[int, int]
+    tile: tuple[int, ...]
     destinations: int
     selection: str
     flops_before: int
@@ -74,7 +73,7 @@ class Report:
                 r.kind,
                 f"{r.tokens}+{r.text}" if r.text else str(r.tokens),
                 r.grid,
-                f"{r.tile[0]}x{r.tile[1]}",
+                "x".join(map(str, r.tile)),
                 str(r.destinations),
                 r.selection,
                 f"{r.flops_before / 1e9:.3f}",
@@ -98,43 +97,49 @@ class Report:
         return "\n".join(lines)
 
 
-def explain(model: torch.nn.Module, *args, config: ToMAConfig | None = None, **kwargs) -> Report:
-    """Trace `model(*args, **kwargs)` with Dynamo, run the ToMA passes, and report what they did."""
+def explain(
+    model: torch.nn.Module,
+    *args,
+    config: ToMAConfig | None = None,
+    fullgraph: bool = False,
+    call_grid: tuple[int, ...] | None = None,
+    **kwargs,
+) -> Report:
+    """Trace `model(*args, **kwargs)` with Dynamo, run the ToMA passes, and report what they did.
+
+    `fullgraph` is as for `torch.compile`: with True a graph break raises, as it would in the compile
+    being explained. `call_grid` is the latent grid a pipeline hook would give block graphs (the
+    `(H, W)` or `(F, H, W)` of the latent), for explaining a block on its own."""
     config = ToMAConfig() if config is None else config
     if not isinstance(config, ToMAConfig):
         raise ValueError(f"config must be a ToMAConfig, got {type(config).__name__}")
     report = Report(config)
 
     def backend(gm, example_inputs):
-        before = propagate(copy.deepcopy(gm), example_inputs, count_flops=True)
-        result = run(gm, example_inputs, config)
-        after = (
-            propagate(copy.deepcopy(result.gm), example_inputs, count_flops=True)
-            if result.rewrites
-            else before
-        )
+        result = run(gm, example_inputs, config, call_grid=call_grid)
+        before, after = result.total_flops
+        if not before:  # nothing was counted (ratio 0, or a graph the pass did not analyse)
+            before = after = sum(node_flops(gm).values())
         report.graphs += 1
-        report.flops_before += sum(before.values())
-        report.flops_after += sum(after.values())
+        report.flops_before += before
+        report.flops_after += after
         report.skipped += result.skips
         if result.error:
             report.errors.append(result.error)
         for rw in result.rewrites:
             s, c = rw.site, rw.site.candidate
-            names = [n.name for n in rw.interior]
-            grid, tile, _ = s.layout
             report.regions.append(
                 Region(
                     path=c.path,
                     kind=c.kind,
                     tokens=c.n,
                     text=c.before + c.after,
-                    grid=f"{grid[0]}x{grid[1]} ({s.grid_from})",
-                    tile=tile,
+                    grid=str(c.grid),
+                    tile=s.layout[1],
                     destinations=s.merged,
                     selection="select" if s.leader == s.index else f"reuse #{s.leader}",
-                    flops_before=sum(before.get(n, 0) for n in names),
-                    flops_after=sum(after.get(n, 0) for n in names + rw.inserted),
+                    flops_before=result.flops[s.index][0],
+                    flops_after=result.flops[s.index][1],
                 )
             )
         report.diff += "".join(
@@ -150,7 +155,7 @@ def explain(model: torch.nn.Module, *args, config: ToMAConfig | None = None, **k
     torch._dynamo.reset()  # as torch._dynamo.explain does: a fresh trace, not a cached or symbolic one
     with torch.no_grad():
         # dynamic=False: a model compiled before at another shape would otherwise be traced symbolically
-        torch.compile(model, backend=backend, dynamic=False)(*args, **kwargs)
+        torch.compile(model, backend=backend, dynamic=False, fullgraph=fullgraph)(*args, **kwargs)
     return report
 
 

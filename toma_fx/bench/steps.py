@@ -35,13 +35,13 @@ __all__ = ["fixed_destinations", "main", "run"]
 KINDS = ("plain", "off", "select", "reuse", "no-select")
 
 
-def fixed_destinations(x: torch.Tensor, layout: nodes.Layout, segment: nodes.Segment) -> torch.Tensor:
+def fixed_destinations(x: torch.Tensor, layout: nodes.Layout, rows: nodes.Rows) -> torch.Tensor:
     """`nodes.select` without looking at `x`: evenly spaced tokens of every tile, `(B, Nm)` int64."""
     L = nodes.tile_layout(layout)
     parts = []
     for b in L.blocks:
         idx = torch.linspace(0, b.tile_size - 1, b.keep, device=x.device).round().long()
-        parts.append(idx.expand(x.shape[0], b.num_tiles, b.keep)[..., None])
+        parts.append(idx.expand(x.shape[rows[3]], b.num_tiles, b.keep)[..., None])
     return L.join_merged(parts)[..., 0]
 
 

@@ -2,17 +2,18 @@
 
 The compiler pass inserts `call_function` nodes targeting these, so the rewritten graph reads as
 
-    dst = toma_fx_ops_nodes_select(x, ((64, 64), (4, 4), 0.5), (1, 0, 0))
-    w = toma_fx_ops_nodes_weights(x, dst, ((64, 64), (4, 4), 0.5), (1, 0, 0), 1000.0)
-    xm = toma_fx_ops_nodes_merge(x, w, ((64, 64), (4, 4), 0.5), (1, 0, 0))
+    dst = toma_fx_ops_nodes_select(x, ((64, 64), (4, 4), 0.5), (1, 0, 0, 0))
+    w = toma_fx_ops_nodes_weights(x, dst, ((64, 64), (4, 4), 0.5), (1, 0, 0, 0), 1000.0)
+    xm = toma_fx_ops_nodes_merge(x, w, ((64, 64), (4, 4), 0.5), (1, 0, 0, 0))
 
 and AOTAutograd traces through them into plain aten ops for Inductor to fuse (the selection stays one
-custom op). Two plain tuples describe a site:
+custom op). Plain tuples describe a site:
 
-    layout  = (grid, tile, ratio)        the image's `TileLayout`
-    segment = (axis, before, after)      where the image tokens sit along the token axis of a tensor:
-                                         `before` tokens precede them (Flux puts text first) and `after`
-                                         follow them (SD3 puts text last); text is never merged.
+    layout  = (grid, tile, ratio)          the image's `TileLayout` (2-D or 3-D grid and tile)
+    rows    = (axis, before, after, batch) where the image rows sit in a tensor: along its token axis,
+                                           after `before` rows (Flux puts text first) and before `after`
+                                           rows (SD3 puts text last), with batch along `batch`; only
+                                           image rows are merged
 
 Destinations travel as one `(B, Nm)` int64 tensor: for every merged token, in merged order, the index of
 its destination inside its tile. One tensor (not a list per tile block) so a later step can carry it
@@ -30,10 +31,10 @@ from toma_fx.ops.positions import gather_positions
 from toma_fx.ops.select import select_destinations
 from toma_fx.ops.tiles import TileLayout
 
-__all__ = ["gather", "merge", "select", "unmerge", "weights"]
+__all__ = ["Layout", "Rows", "gather", "merge", "select", "tile_layout", "unmerge", "weights"]
 
-Layout = tuple[tuple[int, int], tuple[int, int], float]
-Segment = tuple[int, int, int]
+Layout = tuple[tuple[int, ...], tuple[int, ...], float]
+Rows = tuple[int, int, int, int]
 
 
 @functools.lru_cache(maxsize=256)
@@ -42,68 +43,77 @@ def tile_layout(layout: Layout) -> TileLayout:
     return TileLayout(grid, tile, ratio)
 
 
-def select(x: torch.Tensor, layout: Layout, segment: Segment) -> torch.Tensor:
-    """Destinations of the image tokens of `x (B, L, C)`: `(B, Nm)` int64 indices inside each tile."""
+def select(x: torch.Tensor, layout: Layout, rows: Rows) -> torch.Tensor:
+    """Destinations of the image rows of a token tensor `x`: `(B, Nm)` int64 indices inside each tile."""
     L = tile_layout(layout)
-    idx = select_destinations(_image(x, L, segment), L)
+    idx = select_destinations(_image(x, L, rows), L)
     return L.join_merged([i[..., None] for i in idx])[..., 0]
 
 
-def weights(
-    x: torch.Tensor, dst: torch.Tensor, layout: Layout, segment: Segment, tau: float
-) -> list[torch.Tensor]:
-    """Merge weights of the image tokens of `x (B, L, C)`: `[(B, T_i, K_i, S_i)]` fp32, as `merge_weights`."""
+def weights(x: torch.Tensor, dst: torch.Tensor, layout: Layout, rows: Rows, tau: float) -> list[torch.Tensor]:
+    """Merge weights of the image rows of `x`: `[(B, T_i, K_i, S_i)]` fp32, as `merge_weights`."""
     L = tile_layout(layout)
-    return assignment.merge_weights(_image(x, L, segment), _split(dst, L), L, tau=tau)
+    return assignment.merge_weights(_image(x, L, rows), _split(dst, L), L, tau=tau)
 
 
-def merge(x: torch.Tensor, w: list[torch.Tensor], layout: Layout, segment: Segment) -> torch.Tensor:
-    """`(B, before + N + after, C) -> (B, before + Nm + after, C)`: image tokens merged, text kept."""
+def merge(x: torch.Tensor, w: list[torch.Tensor], layout: Layout, rows: Rows) -> torch.Tensor:
+    """`x` with its `N` image rows merged to `Nm`, the rows before and after them kept as they are."""
     L = tile_layout(layout)
-    _, before, after = segment
-    merged = assignment.merge(_image(x, L, segment), w, L)
-    if not before and not after:
-        return merged
-    return torch.cat([x[:, :before], merged, x[:, x.shape[1] - after :]], dim=1)
+    axis, before, after, batch = rows
+    t = _tokens_second(x, axis, batch)
+    merged = assignment.merge(t.narrow(1, before, L.num_tokens), w, L)
+    if before or after:
+        merged = torch.cat([t[:, :before], merged, t[:, t.shape[1] - after :]], dim=1)
+    return _tokens_back(merged, axis, batch)
 
 
-def unmerge(y: torch.Tensor, w: list[torch.Tensor], layout: Layout, segment: Segment) -> torch.Tensor:
-    """Inverse of `merge` along token axis `segment[0]` of `y (B, ..., before + Nm + after, ...)`."""
+def unmerge(y: torch.Tensor, w: list[torch.Tensor], layout: Layout, rows: Rows) -> torch.Tensor:
+    """Inverse of `merge` along token axis `rows[0]` of `y`, batch along `rows[3]`."""
     L = tile_layout(layout)
-    axis, before, after = segment
-    t = y.movedim(axis, 1)
+    axis, before, after, batch = rows
+    t = _tokens_second(y, axis, batch)
     rest = t.shape[2:]
     t = t.reshape(t.shape[0], t.shape[1], -1)  # (B, before + Nm + after, R)
     image = assignment.unmerge(t[:, before : before + L.num_merged], w, L)
     if before or after:
         image = torch.cat([t[:, :before], image, t[:, t.shape[1] - after :]], dim=1)
-    return image.reshape(*image.shape[:2], *rest).movedim(1, axis)
+    return _tokens_back(image.reshape(*image.shape[:2], *rest), axis, batch)
 
 
-def gather(
-    table: torch.Tensor, dst: torch.Tensor, layout: Layout, segment: Segment, ndim: int, batch: int
-) -> torch.Tensor:
-    """A per-position table (RoPE cos/sin) at the destinations.
+def gather(table: torch.Tensor, dst: torch.Tensor, layout: Layout, rows: Rows, ndim: int) -> torch.Tensor:
+    """A per-position table (RoPE cos/sin, a padding mask) at the destinations.
 
-    `table` broadcasts against a token tensor of `ndim` dims with batch `batch` at dim 0 and tokens at
-    `segment[0]`, where it has one row per token. Returns it with batch `batch` and the image rows of the
-    destinations in merged order, text rows unchanged: a merged token keeps its destination's position.
+    `table` broadcasts against a token tensor of `ndim` dims with tokens at `rows[0]` (where the table
+    has one row per token) and batch at `rows[3]`. Returns it with the batch of `dst` and the image rows
+    of the destinations in merged order, other rows unchanged: a merged token keeps its destination's
+    position.
     """
     L = tile_layout(layout)
-    axis, before, after = segment
+    axis, before, after, batch = rows
     t = table.reshape((1,) * (ndim - table.dim()) + tuple(table.shape))
-    t = t.expand(batch, *t.shape[1:]).movedim(axis, 1)  # (B, L, ...): tokens second
+    B = dst.shape[0]
+    t = _tokens_second(t.expand(*(B if d == batch else -1 for d in range(ndim))), axis, batch)
     rest = t.shape[2:]
-    image = t.narrow(1, before, L.num_tokens).reshape(batch, L.num_tokens, -1)
-    rows = gather_positions(image, _split(dst, L), L).reshape(batch, -1, *rest)
+    image = t.narrow(1, before, L.num_tokens).reshape(B, L.num_tokens, -1)
+    merged = gather_positions(image, _split(dst, L), L).reshape(B, -1, *rest)
     if before or after:
-        rows = torch.cat([t[:, :before], rows, t[:, t.shape[1] - after :]], dim=1)
-    return rows.movedim(1, axis)
+        merged = torch.cat([t[:, :before], merged, t[:, t.shape[1] - after :]], dim=1)
+    return _tokens_back(merged, axis, batch)
 
 
-def _image(x: torch.Tensor, L: TileLayout, segment: Segment) -> torch.Tensor:
-    _, before, _ = segment
-    return x.narrow(1, before, L.num_tokens)
+def _tokens_second(t: torch.Tensor, axis: int, batch: int) -> torch.Tensor:
+    """`t` with its batch axis first and its token axis second."""
+    return t.movedim((batch, axis), (0, 1))
+
+
+def _tokens_back(t: torch.Tensor, axis: int, batch: int) -> torch.Tensor:
+    return t.movedim((0, 1), (batch, axis))
+
+
+def _image(x: torch.Tensor, L: TileLayout, rows: Rows) -> torch.Tensor:
+    """The image rows of `x`, `(B, N, C)`."""
+    axis, before, _, batch = rows
+    return _tokens_second(x, axis, batch).narrow(1, before, L.num_tokens)
 
 
 def _split(dst: torch.Tensor, L: TileLayout) -> list[torch.Tensor]:

@@ -63,7 +63,7 @@ class TileBlock:
     @property
     def num_tiles(self) -> int:
         """T: tiles in this block."""
-        return math.prod(s // t for s, t in zip(self.size, self.tile))
+        return math.prod([s // t for s, t in zip(self.size, self.tile)])
 
     @property
     def tile_size(self) -> int:
@@ -93,7 +93,9 @@ class TileLayout:
         object.__setattr__(self, "tile", _sizes("tile", self.tile))
         if len(self.tile) != len(self.grid) or any(t > g for t, g in zip(self.tile, self.grid)):
             bounds = " and ".join(f"1 <= tile[{i}] <= {g}" for i, g in enumerate(self.grid))
-            raise ValueError(f"tile must fit in the grid: {bounds} for grid {self.grid}, got tile {self.tile}")
+            raise ValueError(
+                f"tile must fit in the grid: {bounds} for grid {self.grid}, got tile {self.tile}"
+            )
         _check_ratio(self.ratio)
         # A plain field, not a cached_property: Dynamo cannot trace the latter's lock on Python 3.11.
         object.__setattr__(self, "blocks", self._cut_blocks())
@@ -107,7 +109,9 @@ class TileLayout:
         for parts in itertools.product(*per_axis):
             start, size, tile = zip(*parts)
             if all(size):
-                blocks.append(TileBlock(start, size, tile, destinations_per_tile(math.prod(tile), self.ratio)))
+                blocks.append(
+                    TileBlock(start, size, tile, destinations_per_tile(math.prod(tile), self.ratio))
+                )
         return tuple(blocks)
 
     @property
@@ -118,7 +122,7 @@ class TileLayout:
     @property
     def num_merged(self) -> int:
         """Tokens after merging: `sum(T_i * K_i)` over the blocks."""
-        return sum(b.num_tiles * b.keep for b in self.blocks)
+        return sum([b.num_tiles * b.keep for b in self.blocks])
 
     def split(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Raster tokens to tiles: `(B, N, C) -> [(B, T_i, S_i, C)]`, one tensor per block."""
@@ -164,7 +168,7 @@ def _sizes(name: str, value) -> tuple[int, ...]:
 
 
 def _box(b: TileBlock) -> tuple[slice, ...]:
-    return tuple(slice(s, s + n) for s, n in zip(b.start, b.size))
+    return tuple([slice(s, s + n) for s, n in zip(b.start, b.size)])
 
 
 def _to_tiles(g: torch.Tensor, tile: tuple[int, ...]) -> torch.Tensor:
@@ -172,7 +176,8 @@ def _to_tiles(g: torch.Tensor, tile: tuple[int, ...]) -> torch.Tensor:
     B, *box, C = g.shape
     d = len(box)
     counts = [n // t for n, t in zip(box, tile)]
-    g = g.reshape(B, *itertools.chain.from_iterable(zip(counts, tile)), C)
+    interleaved = [size for pair in zip(counts, tile) for size in pair]
+    g = g.reshape(B, *interleaved, C)
     # (B, c0, t0, c1, t1, ..., C) -> (B, c0, c1, ..., t0, t1, ..., C)
     g = g.permute(0, *range(1, 2 * d, 2), *range(2, 2 * d + 1, 2), 2 * d + 1)
     return g.reshape(B, math.prod(counts), math.prod(tile), C)
@@ -185,7 +190,7 @@ def _from_tiles(t: torch.Tensor, b: TileBlock) -> torch.Tensor:
     counts = [n // k for n, k in zip(b.size, b.tile)]
     g = t.reshape(B, *counts, *b.tile, C)
     # (B, c0, c1, ..., t0, t1, ..., C) -> (B, c0, t0, c1, t1, ..., C)
-    g = g.permute(0, *itertools.chain.from_iterable((1 + i, 1 + d + i) for i in range(d)), 2 * d + 1)
+    g = g.permute(0, *[axis for i in range(d) for axis in (1 + i, 1 + d + i)], 2 * d + 1)
     return g.reshape(B, *b.size, C)
 
 
