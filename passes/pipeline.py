@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -33,7 +34,7 @@ from torch.fx.experimental.symbolic_shapes import free_symbols
 
 from toma_fx.config import ToMAConfig
 
-__all__ = ["Result", "copy_graph", "graph_name", "run"]
+__all__ = ["FallbackWarning", "Result", "copy_graph", "graph_name", "run", "warn_fallback"]
 
 log = logging.getLogger("toma_fx")
 
@@ -78,13 +79,18 @@ def run(gm: GraphModule, example_inputs: list, config: ToMAConfig, *, call_grid=
                 return result
             dropped += losses
     except Exception as e:  # never break the user's compile: fall back to the graph as traced
-        log.warning(
-            "toma_fx: rewriting %s failed, compiling it unchanged: %s: %s",
-            graph_name(gm),
-            type(e).__name__,
-            e,
-        )
-        return Result(gm, error=f"{graph_name(gm)}: {type(e).__name__}: {e}")
+        why = f"{type(e).__name__}: {e}"
+        warn_fallback(f"rewriting {graph_name(gm)} failed, compiling it unchanged: {why}")
+        return Result(gm, error=f"{graph_name(gm)}: {why}")
+
+
+class FallbackWarning(UserWarning):
+    """A graph toma-fx meant to rewrite runs unchanged (plain `torch.compile`), and why."""
+
+
+def warn_fallback(message: str) -> None:
+    warnings.warn(f"toma_fx: {message}", FallbackWarning, stacklevel=3)
+    log.warning("toma_fx: %s", message)
 
 
 def graph_name(gm: GraphModule) -> str:
@@ -141,11 +147,11 @@ def _losses(result: Result, before: dict[str, int]) -> list[Skip]:
         after = _sum(result.node_flops, [*rw.interior_names, *rw.inserted])
         selection = _sum(result.node_flops, rw.selection)
         result.flops[i] = (cost, after)
-        if after - selection > cost:
+        if after - selection >= cost:
             dropped[i] = _loss(rw, cost, after - selection)
         groups.setdefault(rw.site.leader, []).append((rw, cost - (after - selection), selection))
     for members in groups.values():
-        if sum(sel for *_, sel in members) > sum(saving for _, saving, _ in members):
+        if sum(sel for *_, sel in members) >= sum(saving for _, saving, _ in members):
             for rw, *_ in members:
                 dropped.setdefault(rw.site.index, _loss(rw, *result.flops[rw.site.index]))
     result.total_flops = (sum(before.values()), result.total_flops[1])
@@ -154,7 +160,7 @@ def _losses(result: Result, before: dict[str, int]) -> list[Skip]:
 
 def _loss(rw: Rewrite, cost: int, after: int) -> Skip:
     c = rw.site.candidate
-    why = f"merging costs more than it saves: {cost / 1e6:.3g} -> {after / 1e6:.3g} MFLOP"
+    why = f"merging costs as much as it saves or more: {cost / 1e6:.3g} -> {after / 1e6:.3g} MFLOP"
     return Skip(c.path, c.kind, why)
 
 

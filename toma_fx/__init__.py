@@ -13,10 +13,12 @@ from toma_fx.backend import toma_backend
 from toma_fx.config import ToMAConfig
 from toma_fx.explain import explain
 from toma_fx.ops import TileLayout
+from toma_fx.passes.pipeline import FallbackWarning
 from toma_fx.pipelines import apply, remove
 from toma_fx.steps import reset_steps, step, track_steps
 
 __all__ = [
+    "FallbackWarning",
     "TileLayout",
     "ToMAConfig",
     "apply",

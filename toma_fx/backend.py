@@ -12,19 +12,15 @@ configure the backend when it is named by string.
 
 from __future__ import annotations
 
-import logging
-
 import torch
 from torch.fx import GraphModule
 
 from toma_fx.config import ToMAConfig
 from toma_fx.dispatch import compile_merged
-from toma_fx.passes.pipeline import run
+from toma_fx.passes.pipeline import graph_name, run, warn_fallback
 from toma_fx.steps import latent_grid
 
 __all__ = ["ToMABackend", "toma_backend"]
-
-log = logging.getLogger("toma_fx")
 
 
 class ToMABackend:
@@ -64,11 +60,8 @@ class ToMABackend:
                 lambda g, inputs: self._compile(g, inputs, mode, inductor_options),
             )
         except Exception as e:  # a lowering failure on the rewrite must not cost the user the compile
-            log.warning(
-                "toma_fx: compiling the rewritten graph failed (%s: %s); compiling it unchanged",
-                type(e).__name__,
-                e,
-            )
+            why = f"{type(e).__name__}: {e}"
+            warn_fallback(f"compiling the rewritten {graph_name(gm)} failed, compiling it unchanged: {why}")
             return self._compile(gm, example_inputs, mode, inductor_options)
 
     def _split_options(self, options) -> tuple[dict, ToMAConfig]:

@@ -6,9 +6,11 @@
     report.counts()                # {"self": 4, "cross": 2, "mlp": 4, ...}
 
 Like `torch._dynamo.explain`, it resets Dynamo's caches first (other compiled models recompile on their
-next call). The model is traced by Dynamo once and the rewritten graph is run eagerly on the inputs. FLOPs are
-counted on fake tensors (`torch.utils.flop_counter`), per node, so each region's cost before and after
-merging is the sum over the nodes it runs merged plus the nodes ToMA inserted for it.
+next call). The model is traced by Dynamo once, each graph is rewritten as the backend would rewrite it,
+and the rewrite is traced by AOTAutograd (as Inductor's compile would be): a rewrite that would fall
+back at lowering is reported as an error and not counted. FLOPs come from the shapes each node holds
+(`passes/flops.py`), so a region's cost before and after merging is the sum over the nodes it runs
+merged plus the nodes ToMA inserted for it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import torch
 from toma_fx.config import ToMAConfig
 from toma_fx.passes.discover import Skip
 from toma_fx.passes.flops import node_flops
-from toma_fx.passes.pipeline import run
+from toma_fx.passes.pipeline import Result, copy_graph, graph_name, run
 
 __all__ = ["Region", "Report", "explain"]
 
@@ -117,6 +119,10 @@ def explain(
 
     def backend(gm, example_inputs):
         result = run(gm, example_inputs, config, call_grid=call_grid)
+        if result.rewrites:
+            lowered = _lowering_error(result.gm, example_inputs)
+            if lowered:  # the compile would fall back to the graph as traced: so does the report
+                result = Result(gm, skips=result.skips, error=f"lowering {graph_name(gm)}: {lowered}")
         before, after = result.total_flops
         if not before:  # nothing was counted (ratio 0, or a graph the pass did not analyse)
             before = after = sum(node_flops(gm).values())
@@ -157,6 +163,15 @@ def explain(
         # dynamic=False: a model compiled before at another shape would otherwise be traced symbolically
         torch.compile(model, backend=backend, dynamic=False, fullgraph=fullgraph)(*args, **kwargs)
     return report
+
+
+def _lowering_error(gm, example_inputs) -> str | None:
+    """Why AOTAutograd cannot trace the rewritten graph (as Inductor's compile would), or None."""
+    try:
+        torch._dynamo.lookup_backend("aot_eager")(copy_graph(gm), example_inputs)
+    except Exception as e:
+        return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    return None
 
 
 def _table(head: list[str], rows: list[list[str]]) -> list[str]:

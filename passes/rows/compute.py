@@ -1,9 +1,9 @@
 """Row origins through math: elementwise ops, contractions, convolutions, norms and reductions.
 
-Elementwise results take, axis by axis, the origin of an operand of the full size there, preferring one
-whose origin is known (a stream of unknown rows times a RoPE table of known positions: the table says
-where the rows are). Linear maps and matmuls keep their rows and make new columns, and mark the axis
-they contract as channels. Convolutions keep batch and spatial axes (a stride coarsens a factor) and
+Elementwise results take, axis by axis, the origin of the operand with the most rows of known origin
+there, and the positions of a RoPE table that meets them (the table says where the rows are). Linear
+maps and matmuls keep their rows and make new columns; a linear map marks the axis it contracts as
+channels (a matmul may contract tokens: attention's `p @ v`). Convolutions keep batch and spatial axes (a stride coarsens a factor) and
 make new channels: how a `(B, C, H, W)` latent keeps its grid through a UNet or a patch embedding.
 """
 
@@ -113,8 +113,7 @@ def matmul(node: Node, env: RowOrigins) -> Dims | None:
     a, b = (env.of(x) for x in node.args[:2])
     out = example(node)
     if a is None or b is None or out is None or len(a) < 2 or len(b) < 2:
-        return None
-    env.contract(a[-1])
+        return None  # not marked as channels: attention's `p @ v` contracts the tokens themselves
     batch = broadcast(out.shape[:-2], [a[:-2], b[:-2]])
     return (*batch, a[-2], b[-1])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import torch
@@ -10,6 +11,7 @@ from toma_fx import toma_backend
 from toma_fx.architectures import build, example_inputs
 from toma_fx.bench.steps import fixed_destinations
 from toma_fx.ops import nodes
+from toma_fx.passes import pipeline
 
 
 class Recorder:
@@ -57,6 +59,26 @@ class FixedDestinations(Recorder):
 def small(**changes):
     """The backend for tiny models: every token set merged."""
     return toma_backend.configure(min_tokens=16, **changes)
+
+
+@contextlib.contextmanager
+def identity_merges():
+    """Every site keeps every token (K = S per tile) and no site is dropped for its cost: merge and
+    unmerge are then identities, so a rewritten graph must compute what the traced one does. This tests
+    the plumbing (row segments, table gathers, patched sizes, unmerge placement) with no approximation."""
+    real_plan, real_losses = pipeline.plan, pipeline._losses
+
+    def keep_all(candidates, config):
+        sites, skips = real_plan(candidates, config)
+        for s in sites:
+            s.layout = (*s.layout[:2], 0.0)
+        return sites, skips
+
+    pipeline.plan, pipeline._losses = keep_all, lambda result, before: []
+    try:
+        yield
+    finally:
+        pipeline.plan, pipeline._losses = real_plan, real_losses
 
 
 def readable(gm) -> str:

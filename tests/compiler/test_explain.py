@@ -1,7 +1,8 @@
-"""`explain` finds the expected regions of each kind in every supported architecture."""
+"""`explain`: regions of each kind, their grids and where they come from, and every skip with its reason."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import toma_fx
 from toma_fx import ToMAConfig
@@ -12,14 +13,14 @@ from .helpers import tiny
 SMALL = ToMAConfig(min_tokens=16)
 
 # Tiny configs at a 16x16 latent. SDXL: 11 BasicTransformerBlocks (1 + 2 down, 2 mid, 4 + 2 up), each
-# self + cross + GEGLU MLP. Flux: one double block (joint attention, image MLP; the text MLP is skipped)
-# and two single blocks (the second reads text and image back from the first's slices). SD3: two joint
-# blocks. PixArt: two blocks of self + cross + MLP.
+# self + cross + GEGLU MLP. Flux: one double block (joint attention, image MLP; the text MLP is
+# skipped) and two single blocks. SD3: two joint blocks. PixArt: two blocks of self + MLP (its cross
+# attention to 8 text tokens at width 16 saves no FLOPs).
 EXPECTED = {
     "sdxl": {"self": 11, "cross": 11, "mlp": 11},
     "flux": {"joint": 1, "mlp": 1, "single": 2},
     "sd3": {"joint": 2, "mlp": 2},
-    "pixart": {"self": 2, "cross": 2, "mlp": 2},
+    "pixart": {"self": 2, "mlp": 2},
     "dit": {"self": 2, "mlp": 2},
     "plain-dit": {"self": 2, "mlp": 2},
 }
@@ -32,24 +33,27 @@ def test_regions_per_kind(name):
     assert report.counts() == EXPECTED[name], str(report)
     assert not report.errors
     assert report.speedup > 1.05
-    assert sum(r.flops_after for r in report.regions) < sum(r.flops_before for r in report.regions)
     for r in report.regions:
         assert r.destinations == r.tokens // 2
+        assert r.flops_after < r.flops_before
 
 
 def test_text_tokens_are_never_merged():
+    """Flux: the caption rows are kept (8 of them beside the 64 image rows of the single blocks), and
+    the caption MLP is skipped because its rows lie on no grid."""
     model, inputs = tiny("flux")
     report = toma_fx.explain(model, **inputs, config=SMALL)
-    assert [s.why for s in report.skipped] == ["text tokens are never merged"]
-    single = next(r for r in report.regions if r.kind == "single")
-    assert (single.tokens, single.text) == (64, 8)
+    assert {(r.tokens, r.text) for r in report.regions if r.kind == "single"} == {(64, 8)}
+    assert {(r.tokens, r.text) for r in report.regions if r.kind != "single"} == {(64, 0)}
+    (skip,) = report.skipped
+    assert skip.path == "transformer_blocks.0.ff_context"
+    assert "rows of input encoder_hidden_states (8), which no grid of the call holds" in skip.why
 
 
 def test_levels_by_min_tokens():
     """SDXL at a 32x32 latent has 16x16 and 8x8 token levels; min_tokens=256 keeps the first."""
     model, inputs = tiny("sdxl", latent=(32, 32))
     report = toma_fx.explain(model, **inputs, config=ToMAConfig(min_tokens=256))
-    assert report.counts() == {"self": 3, "cross": 3, "mlp": 3}
     assert {r.tokens for r in report.regions} == {256}
     assert sum("< min_tokens=256" in s.why for s in report.skipped) == 24
 
@@ -58,8 +62,7 @@ def test_groups_select_once_per_token_set():
     model, inputs = tiny("sdxl", latent=(32, 32))
     report = toma_fx.explain(model, **inputs, config=SMALL)
     selecting = [r for r in report.regions if r.selection == "select"]
-    # down 16x16, then 8x8 (down, mid, up), then up 16x16
-    assert [r.tokens for r in selecting] == [256, 64, 256]
+    assert [r.tokens for r in selecting] == [256, 64, 256]  # down 16x16, then 8x8, then up 16x16
     unshared = toma_fx.explain(model, **inputs, config=SMALL.replace(share_destinations=False))
     assert all(r.selection == "select" for r in unshared.regions)
 
@@ -73,40 +76,127 @@ def test_report_reads_as_a_table_with_a_diff():
     assert "unmerge" in report.diff
 
 
-def test_grids_come_from_the_graph_the_ids_or_the_config():
-    model, inputs = tiny("flux", latent=(24, 16))
-    assert {r.grid for r in toma_fx.explain(model, **inputs, config=SMALL).regions} == {"12x8 (ids)"}
-    model, inputs = tiny("sdxl", latent=(24, 16))
-    grids = {r.grid for r in toma_fx.explain(model, **inputs, config=SMALL).regions}
-    assert grids == {"12x8 (graph)", "6x4 (graph)"}
+@pytest.mark.parametrize(
+    "name, latent, grids",
+    [
+        ("flux", (24, 16), {"12x8 (ids: hidden_states)"}),  # packed tokens, placed by img_ids
+        ("sdxl", (24, 16), {"12x8 (graph: sample)", "6x4 (graph: sample)"}),  # levels of the latent map
+        ("sd3", (24, 16), {"12x8 (graph: hidden_states)"}),  # a conv patch embedding
+    ],
+)
+def test_grids_and_their_source(name, latent, grids):
+    model, inputs = tiny(name, latent=latent)
+    assert {r.grid for r in toma_fx.explain(model, **inputs, config=SMALL).regions} == grids
 
 
-def test_stripes_without_a_grid():
+def test_unplaceable_token_rows_are_left_alone_with_the_reason():
+    """Position ids out of raster order place no rows on a grid: nothing is merged (no 1-D fallback),
+    and a grid given in the config places them."""
     model = build("flux", "tiny")
     inputs = example_inputs("flux", model, latent=(16, 16))
-    inputs["img_ids"] = inputs["img_ids"].flip(0)  # not raster order: no grid can be read
+    inputs["img_ids"] = inputs["img_ids"].flip(0)
     report = toma_fx.explain(model, **inputs, config=SMALL)
-    assert {r.grid for r in report.regions} == {"1x64 (stripes)"}
+    assert not report.regions
+    assert all("which nothing places on a grid" in s.why or "no image rows" in s.why for s in report.skipped)
     with_grid = toma_fx.explain(model, **inputs, config=SMALL.replace(grid=(8, 8)))
-    assert {r.grid for r in with_grid.regions} == {"8x8 (config)"}
+    assert {r.grid for r in with_grid.regions} == {"8x8 (config: hidden_states)"}
 
 
-def test_attention_the_pass_cannot_see_is_left_alone():
-    """Hand-written softmax attention has no SDPA anchor: only the MLPs are merged, nothing breaks."""
+class HandWritten(torch.nn.Module):
+    """Attention spelled out (`softmax(q @ k^T) @ v`) and a SwiGLU MLP on a patchified map."""
 
-    class ManualAttention(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.qkv, self.fc1, self.fc2 = (
-                torch.nn.Linear(8, 24),
-                torch.nn.Linear(8, 32),
-                torch.nn.Linear(32, 8),
-            )
+    def __init__(self, dim=32):
+        super().__init__()
+        self.embed = torch.nn.Conv2d(4, dim, 2, stride=2)
+        self.qkv, self.out = torch.nn.Linear(dim, 3 * dim), torch.nn.Linear(dim, dim)
+        self.w1, self.w3, self.w2 = torch.nn.Linear(dim, 96), torch.nn.Linear(dim, 96), torch.nn.Linear(96, dim)
 
+    def forward(self, latent):
+        x = self.embed(latent).flatten(2).transpose(1, 2)
+        q, k, v = self.qkv(x).unflatten(-1, (3, 2, -1)).permute(2, 0, 3, 1, 4).unbind(0)
+        a = (q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5).softmax(dim=-1) @ v
+        x = x + self.out(a.transpose(1, 2).flatten(2))
+        return x + self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+def test_hand_written_attention_is_merged():
+    report = toma_fx.explain(HandWritten(), torch.randn(2, 4, 32, 32), config=SMALL)
+    assert report.counts() == {"self": 1, "mlp": 1}
+    assert {r.grid for r in report.regions} == {"16x16 (graph: latent)"}
+
+
+class LinearAttention(torch.nn.Module):
+    """Sana-style: ReLU kernels, `k^T v` summed over the tokens, and a conv feed-forward."""
+
+    def __init__(self, dim=32):
+        super().__init__()
+        self.embed = torch.nn.Conv2d(4, dim, 2, stride=2)
+        self.q, self.k, self.v = (torch.nn.Linear(dim, dim) for _ in range(3))
+        self.inv = torch.nn.Conv2d(dim, 64, 1)
+        self.dw = torch.nn.Conv2d(64, 64, 3, padding=1, groups=64)
+        self.point = torch.nn.Conv2d(64, dim, 1)
+
+    def forward(self, latent):
+        x = self.embed(latent).flatten(2).transpose(1, 2)  # (B, N, C)
+        q, k, v = F.relu(self.q(x)), F.relu(self.k(x)), self.v(x)
+        kv = k.transpose(1, 2) @ v  # (B, C, C): a sum over the tokens
+        x = x + (q @ kv) / (q @ k.sum(1, keepdim=True).transpose(1, 2) + 1e-6)
+        B, N, C = x.shape
+        m = x.transpose(1, 2).unflatten(2, (16, 16))
+        return x + self.point(self.dw(F.silu(self.inv(m)))).flatten(2).transpose(1, 2)
+
+
+def test_what_is_seen_but_left_alone_is_reported():
+    report = toma_fx.explain(LinearAttention(), torch.randn(1, 4, 32, 32), config=SMALL)
+    assert not report.regions
+    whys = {s.why.split(":")[0] for s in report.skipped}
+    assert whys == {"linear attention", "a convolutional feed-forward"}
+
+
+class NarrowCross(torch.nn.Module):
+    """Cross attention at width 16 to two text tokens: its projections are cheaper than merging."""
+
+    def __init__(self, dim=16):
+        super().__init__()
+        self.embed = torch.nn.Conv2d(4, dim, 2, stride=2)
+        self.q, self.k, self.v, self.o = (torch.nn.Linear(dim, dim) for _ in range(4))
+
+    def forward(self, latent, text):
+        x = self.embed(latent).flatten(2).transpose(1, 2)
+        a = F.scaled_dot_product_attention(self.q(x), self.k(text), self.v(text))
+        return x + self.o(a)
+
+
+def test_regions_that_would_cost_more_are_skipped_with_their_flops():
+    report = toma_fx.explain(NarrowCross(), torch.randn(1, 4, 32, 32), torch.randn(1, 2, 16), config=SMALL)
+    assert not report.regions
+    (loss,) = report.skipped
+    assert loss.kind == "cross" and loss.why.startswith("merging costs as much as it saves or more: ")
+    assert loss.why.endswith("MFLOP")
+
+
+def test_fullgraph_is_the_compile_s():
+    class Breaks(torch.nn.Module):
         def forward(self, x):
-            q, k, v = self.qkv(x).chunk(3, dim=-1)
-            x = x + (q @ k.mT / 8**0.5).softmax(-1) @ v
-            return x + self.fc2(torch.nn.functional.gelu(self.fc1(x)))
+            x = x * 2
+            torch._dynamo.graph_break()
+            return x + 1
 
-    report = toma_fx.explain(ManualAttention(), torch.randn(1, 64, 8), config=SMALL)
-    assert report.counts() == {"mlp": 1}
+    assert toma_fx.explain(Breaks(), torch.randn(2, 3)).graphs == 2
+    with pytest.raises(torch._dynamo.exc.Unsupported):
+        toma_fx.explain(Breaks(), torch.randn(2, 3), fullgraph=True)
+
+
+def test_a_block_on_its_own_takes_the_call_grid():
+    """A block graph (as regional compilation sees it) has token inputs only: the latent grid of the
+    call places them, as `toma_fx.apply` gives it."""
+    model, inputs = tiny("flux")
+    block = model.single_transformer_blocks[0]
+    hidden = torch.randn(2, 64, 32)
+    text = torch.randn(2, 8, 32)
+    temb = torch.randn(2, 32)
+    rope = model.pos_embed(torch.cat([inputs["txt_ids"], inputs["img_ids"]]))
+    args = dict(hidden_states=hidden, encoder_hidden_states=text, temb=temb, image_rotary_emb=rope)
+    assert not toma_fx.explain(block, **args, config=SMALL).regions
+    report = toma_fx.explain(block, **args, config=SMALL, call_grid=(8, 8))
+    assert {r.grid for r in report.regions} == {"8x8 (call: hidden_states)"}
