@@ -24,31 +24,44 @@ def propagate(gm: GraphModule, example_inputs: list) -> None:
     traced = [p.meta.get("example_value") for p in placeholders]
     mode = next((v.fake_mode for v in traced if isinstance(v, FakeTensor)), None)
     mode = mode or FakeTensorMode(allow_non_fake_inputs=True, shape_env=ShapeEnv())
+    shape_env = mode.shape_env
+    pending = list(shape_env.pending_fresh_unbacked_symbols) if shape_env is not None else []
+    try:
+        with mode, torch.no_grad():
+            _run_changed(gm, mode, zip(placeholders, traced, example_inputs))
+    finally:
+        # A data-dependent op run again (`nonzero` downstream of a merge) makes fresh unbacked sizes
+        # for our example values only; left pending, AOTAutograd would take them for its own.
+        if shape_env is not None:
+            shape_env.pending_fresh_unbacked_symbols[:] = pending
+
+
+def _run_changed(gm: GraphModule, mode: FakeTensorMode, inputs) -> None:
     env: dict[Node, object] = {}
     changed: set[Node] = set()
-    with mode, torch.no_grad():
-        for p, value, x in zip(placeholders, traced, example_inputs):
-            if isinstance(value, FakeTensor) and value.fake_mode is mode and value.shape == x.shape:
-                env[p] = value
-            else:
-                env[p] = mode.from_tensor(x, static_shapes=True) if isinstance(x, torch.Tensor) else x
-                p.meta["example_value"] = env[p]
-                changed.add(p)
-        for node in gm.graph.nodes:
-            if node.op in ("placeholder", "output"):
-                continue
-            if node.op == "get_attr":
-                env[node] = getattr(gm, node.target)
-                continue
-            stale = "toma_site" in node.meta or "example_value" not in node.meta
-            if not (stale or any(a in changed for a in node.all_input_nodes)):
-                env[node] = node.meta["example_value"]
-                continue
-            args = map_arg(node.args, env.__getitem__)
-            kwargs = map_arg(node.kwargs, env.__getitem__)
-            if node.op == "call_method":
-                out = getattr(args[0], node.target)(*args[1:], **kwargs)
-            else:
-                out = node.target(*args, **kwargs)
-            env[node] = node.meta["example_value"] = out
-            changed.add(node)
+    for p, value, x in inputs:
+        if isinstance(value, FakeTensor) and value.fake_mode is mode and value.shape == x.shape:
+            env[p] = value
+        else:
+            env[p] = p.meta["example_value"] = (
+                mode.from_tensor(x, static_shapes=True) if isinstance(x, torch.Tensor) else x
+            )
+            changed.add(p)
+    for node in gm.graph.nodes:
+        if node.op in ("placeholder", "output"):
+            continue
+        if node.op == "get_attr":
+            env[node] = getattr(gm, node.target)
+            continue
+        stale = "toma_site" in node.meta or "example_value" not in node.meta
+        if not (stale or any(a in changed for a in node.all_input_nodes)):
+            env[node] = node.meta["example_value"]
+            continue
+        args = map_arg(node.args, env.__getitem__)
+        kwargs = map_arg(node.kwargs, env.__getitem__)
+        if node.op == "call_method":
+            out = getattr(args[0], node.target)(*args[1:], **kwargs)
+        else:
+            out = node.target(*args, **kwargs)
+        env[node] = node.meta["example_value"] = out
+        changed.add(node)

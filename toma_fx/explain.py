@@ -24,7 +24,7 @@ import torch
 from toma_fx.config import ToMAConfig
 from toma_fx.passes.discover import Skip
 from toma_fx.passes.flops import node_flops
-from toma_fx.passes.pipeline import Result, copy_graph, graph_name, run
+from toma_fx.passes.pipeline import Result, graph_name, run
 
 __all__ = ["Region", "Report", "explain"]
 
@@ -168,7 +168,7 @@ def explain(
 def _lowering_error(gm, example_inputs) -> str | None:
     """Why AOTAutograd cannot trace the rewritten graph (as Inductor's compile would), or None."""
     try:
-        torch._dynamo.lookup_backend("aot_eager")(copy_graph(gm), example_inputs)
+        torch._dynamo.lookup_backend("aot_eager")(gm, example_inputs)
     except Exception as e:
         return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
     return None

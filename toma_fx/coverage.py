@@ -1,0 +1,116 @@
+"""What the pass does on every denoiser of the zoo: regions merged per kind, their grid and its source,
+what is skipped and why, and the FLOP-ideal speedup. `docs/coverage.md` is this table
+(`toma-fx coverage`), and the coverage tests assert it on the tiny configs.
+
+    row = cover("flux2")                       # tiny, random weights, a 16x12 token grid
+    row = cover("wan2.1", size="published", grid=(21, 30, 52), device="meta")   # FLOPs only
+
+A model Dynamo cannot trace as one graph is explained as `torch.compile` would run it, graph by graph,
+with the latent grid of the call given to the graphs after a break (as `toma_fx.apply` gives it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+import torch
+
+from toma_fx import zoo
+from toma_fx.config import ToMAConfig
+from toma_fx.explain import Report, explain
+
+__all__ = ["Coverage", "cover", "markdown"]
+
+
+@dataclass
+class Coverage:
+    """One denoiser under the pass.
+
+    `misplaced` lists regions whose merged rows are not the image's (a row count or grid other than
+    the image's, or its per-frame grid): it must always be empty, since text rows are never merged."""
+
+    name: str
+    cls: str
+    grid: tuple[int, ...]
+    fullgraph: bool
+    graphs: int
+    counts: dict[str, int]
+    grids: list[str]
+    skipped: list[tuple[str, str]]
+    speedup: float
+    errors: list[str]
+    misplaced: list[str] = field(default_factory=list)
+
+
+def cover(
+    name: str,
+    *,
+    size: str = "tiny",
+    grid: tuple[int, ...] | None = None,
+    batch: int = 1,
+    config: ToMAConfig | None = None,
+    device="cpu",
+    dtype=torch.float32,
+) -> Coverage:
+    """Build zoo entry `name` at `size`, call it on a `grid` of tokens and explain what the pass does."""
+    entry = zoo.DENOISERS[name]
+    grid = tuple(grid or ((3, 16, 12) if entry.video else (16, 12)))
+    config = config or ToMAConfig(min_tokens=64)
+    model = zoo.build(name, size, device=device, dtype=dtype)
+    inputs = zoo.inputs(name, model, grid=grid, batch=batch)
+    fullgraph, report = True, None
+    try:
+        report = explain(model, **inputs, config=config, fullgraph=True, call_grid=_meta_grid(grid, device))
+    except (torch._dynamo.exc.Unsupported, torch._dynamo.exc.UserError):
+        fullgraph = False
+        report = explain(model, **inputs, config=config, call_grid=grid)
+    return Coverage(
+        name=name,
+        cls=entry.cls,
+        grid=grid,
+        fullgraph=fullgraph,
+        graphs=report.graphs,
+        counts=report.counts(),
+        grids=sorted({r.grid for r in report.regions}),
+        skipped=sorted((s.kind, s.why) for s in report.skipped),
+        speedup=report.speedup,
+        errors=report.errors,
+        misplaced=_misplaced(report, grid),
+    )
+
+
+def _meta_grid(grid, device):
+    """On the meta device position ids hold no values: the call's grid stands in for them."""
+    return grid if torch.device(device).type == "meta" else None
+
+
+def _misplaced(report: Report, grid: tuple[int, ...]) -> list[str]:
+    images = {tuple(grid), tuple(grid[1:])} if len(grid) == 3 else {tuple(grid)}
+    out = []
+    for r in report.regions:
+        shape = tuple(int(s) for s in r.grid.split(" ")[0].split("x"))
+        if shape not in images or r.tokens != math.prod(shape):
+            out.append(f"{r.path}: {r.tokens} rows on {r.grid}, image {'x'.join(map(str, grid))}")
+    return out
+
+
+def markdown(rows: list[Coverage], speedups: dict[str, dict[str, float]]) -> str:
+    """The coverage table: one line a class, with the FLOP-ideal speedups measured at other sizes
+    (`speedups[name][label]`)."""
+    labels = list(dict.fromkeys(label for per in speedups.values() for label in per))
+    head = ["class", "kinds merged", "grid (source)", *(f"FLOP-ideal {label}" for label in labels), "skipped"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for row in rows:
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(row.counts.items())) or "none"
+        skips = "; ".join(f"{k}: {why} ({n}x)" for (k, why), n in Counter(row.skipped).items()) or ""
+        cells = [
+            f"{row.cls} (`{row.name}`)",
+            kinds + ("" if row.fullgraph else f" ({row.graphs} graphs)"),
+            ", ".join(row.grids) or "n/a",
+            *(f"{speedups.get(row.name, {}).get(label, float('nan')):.2f}x" for label in labels),
+            skips.replace("|", "/"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
