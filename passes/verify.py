@@ -1,8 +1,9 @@
 """Shape-check a rewritten graph on fake tensors, refreshing the `example_value` of what changed.
 
-After a rewrite the nodes it inserted, and every node downstream of them, run once on fake tensors (no
-data, no kernels), in Dynamo's own fake mode and on the fakes Dynamo made for the graph's inputs; the
-rest of the graph keeps the values Dynamo traced (data-dependent sizes included). This proves every
+After a rewrite the nodes it inserted, and every node downstream of them whose inputs changed shape,
+run once on fake tensors (no data, no kernels), in Dynamo's own fake mode and on the fakes Dynamo made
+for the graph's inputs; the rest of the graph keeps the values Dynamo traced (data-dependent sizes
+included), so a node whose result has its traced shape again (after an unmerge) ends the re-run there. This proves every
 inserted node and patched argument fits, and gives Inductor's pre-grad passes example values that match
 the rewritten shapes. Inputs Dynamo did not trace (a variant's carried tensors) are converted into that
 mode from `example_inputs`.
@@ -63,5 +64,18 @@ def _run_changed(gm: GraphModule, mode: FakeTensorMode, inputs) -> None:
             out = getattr(args[0], node.target)(*args[1:], **kwargs)
         else:
             out = node.target(*args, **kwargs)
+        old = node.meta.get("example_value")
+        if not stale and _same_layout(old, out):
+            env[node] = old  # an unmerge restored the traced shape: what follows stays as traced
+            continue
         env[node] = node.meta["example_value"] = out
         changed.add(node)
+
+
+def _same_layout(a, b) -> bool:
+    """Same shapes, strides and dtypes (elementwise for tuples)."""
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same_layout(x, y) for x, y in zip(a, b))
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a.shape == b.shape and a.dtype == b.dtype and a.stride() == b.stride()
+    return False

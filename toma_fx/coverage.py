@@ -56,7 +56,7 @@ def cover(
 ) -> Coverage:
     """Build zoo entry `name` at `size`, call it on a `grid` of tokens and explain what the pass does."""
     entry = zoo.DENOISERS[name]
-    grid = tuple(grid or ((3, 16, 12) if entry.video else (16, 12)))
+    grid = zoo.fitted_grid(name, tuple(grid or ((3, 16, 12) if entry.video else (16, 12))))
     config = config or ToMAConfig(min_tokens=64)
     model = zoo.build(name, size, device=device, dtype=dtype)
     inputs = zoo.inputs(name, model, grid=grid, batch=batch)

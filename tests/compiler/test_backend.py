@@ -184,7 +184,9 @@ def test_a_failing_pass_leaves_the_graph_as_traced(monkeypatch):
     monkeypatch.setattr(pipeline, "discover", broken)
     model, inputs = tiny("plain-dit")
     rec = Recorder()
-    with pytest.warns(UserWarning, match=r"rewriting graph 0/0 \(PlainDiT.forward\) failed.*a bug in discovery"):
+    with pytest.warns(
+        UserWarning, match=r"rewriting graph 0/0 \(PlainDiT.forward\) failed.*a bug in discovery"
+    ):
         got = compiled_run(model, inputs, small(inner=rec))
     with torch.no_grad():
         torch.testing.assert_close(got, output(model(**inputs)))

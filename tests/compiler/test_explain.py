@@ -109,7 +109,11 @@ class HandWritten(torch.nn.Module):
         super().__init__()
         self.embed = torch.nn.Conv2d(4, dim, 2, stride=2)
         self.qkv, self.out = torch.nn.Linear(dim, 3 * dim), torch.nn.Linear(dim, dim)
-        self.w1, self.w3, self.w2 = torch.nn.Linear(dim, 96), torch.nn.Linear(dim, 96), torch.nn.Linear(96, dim)
+        self.w1, self.w3, self.w2 = (
+            torch.nn.Linear(dim, 96),
+            torch.nn.Linear(dim, 96),
+            torch.nn.Linear(96, dim),
+        )
 
     def forward(self, latent):
         x = self.embed(latent).flatten(2).transpose(1, 2)

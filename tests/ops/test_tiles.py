@@ -67,7 +67,8 @@ def test_tiles_hold_grid_boxes_in_raster_order(grid, tile, num_blocks):
     for t, b in zip(tiles, layout.blocks):
         corners = itertools.product(*(range(s, s + n, k) for s, n, k in zip(b.start, b.size, b.tile)))
         expected = [
-            flat[tuple(slice(c, c + k) for c, k in zip(corner, b.tile))].flatten().tolist() for corner in corners
+            flat[tuple(slice(c, c + k) for c, k in zip(corner, b.tile))].flatten().tolist()
+            for corner in corners
         ]
         assert t[0, :, :, 0].tolist() == expected
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["DENOISERS", "Denoiser", "build", "image_tokens", "inputs", "register"]
+__all__ = ["DENOISERS", "Denoiser", "build", "fitted_grid", "image_tokens", "inputs", "register"]
 
 
 InputsFn = Callable[..., dict]
@@ -46,6 +46,8 @@ class Denoiser:
         text_order: where text rows sit in the sequences text and image share: "text-image",
             "image-text", or None when text reaches the image tokens only as cross-attention keys.
         notes: what is special about the class (how text and image meet, its RoPE, its attention).
+        extra: limits on the grids the class takes: `square` (True: H == W), `grid_multiple` (each
+            axis a multiple of these), `frames` (the frame counts allowed), `min_frames`.
     """
 
     name: str
@@ -124,6 +126,23 @@ def inputs(
 
 def image_tokens(grid: tuple[int, ...]) -> int:
     return math.prod(grid)
+
+
+def fitted_grid(name: str, grid: tuple[int, ...]) -> tuple[int, ...]:
+    """`grid` changed as little as the class needs (`Denoiser.extra`): made square, rounded up to a
+    multiple, its frames set to an allowed count."""
+    entry = _entry(name)
+    grid = list(grid)
+    if entry.extra.get("square"):
+        grid[-1] = grid[-2] = max(grid[-2:])
+    for i, m in enumerate(entry.extra.get("grid_multiple", ())):
+        grid[i] = -(-grid[i] // m) * m
+    if entry.video:
+        frames = entry.extra.get("frames")
+        if frames and grid[0] not in frames:
+            grid[0] = max(f for f in frames if f <= max(grid[0], min(frames)))
+        grid[0] = max(grid[0], entry.extra.get("min_frames", 1))
+    return tuple(grid)
 
 
 from toma_fx.zoo import image, video  # noqa: E402,F401  (fill the registry)

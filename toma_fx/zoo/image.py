@@ -80,6 +80,7 @@ register(
         patch=(2, 2),
         make_inputs=_dit_inputs,
         published_grid=(16, 16),
+        extra={"square": True},
         notes="DiT-XL/2 at 256 x 256, square grids only: conv patchify, sin-cos positions, class label "
         "through adaLN-Zero, no text; learned sigma doubles the output channels. Dynamo: one graph.",
     )
