@@ -28,6 +28,7 @@ from toma_fx.passes.flops import node_flops
 from toma_fx.passes.grid import context_grids
 from toma_fx.passes.plan import group, plan
 from toma_fx.passes.rewrite import Rewrite, analyse, apply
+from toma_fx.passes.rows.ids import coordinate_table, raster_run
 from toma_fx.passes.verify import propagate
 from torch.fx import GraphModule
 from torch.fx.experimental.symbolic_shapes import free_symbols
@@ -53,6 +54,12 @@ class Result:
     flops: dict[int, tuple[int, int]] = field(default_factory=dict)
     total_flops: tuple[int, int] = (0, 0)
     node_flops: dict[str, int] = field(default_factory=dict)  # of the rewritten graph
+    ids_inputs: tuple[int, ...] = ()  # graph inputs whose coordinates placed rows: read per call
+
+    @property
+    def uses_call_grid(self) -> bool:
+        """Whether a site took its grid from the call (the rewrite is then the call's grid's)."""
+        return any(rw.site.candidate.grid.source.startswith("call") for rw in self.rewrites)
 
 
 def run(gm: GraphModule, example_inputs: list, config: ToMAConfig, *, call_grid=None) -> Result:
@@ -110,6 +117,7 @@ def _symbolic(node) -> bool:
 
 def _run(gm: GraphModule, example_inputs: list, config: ToMAConfig, call_grid, excluded: set[str]) -> Result:
     new = copy_graph(gm)  # analyse and rewrite the copy: on any failure the original stays intact
+    ids_inputs = tuple(i for i, x in enumerate(example_inputs) if _ids_layout(x) is not None)
     candidates, skips = discover(new, context_grids(config.grid, call_grid, example_inputs), example_inputs)
     candidates = [c for c in candidates if c.path not in excluded]
     sites, plan_skips = plan(candidates, config)
@@ -130,7 +138,13 @@ def _run(gm: GraphModule, example_inputs: list, config: ToMAConfig, call_grid, e
     propagate(new, example_inputs)
     after = node_flops(new)
     log.info("toma_fx: merged %d sites in %s, skipped %d", len(rewrites), graph_name(gm), len(skips))
-    return Result(new, rewrites, skips, node_flops=after, total_flops=(0, sum(after.values())))
+    total = (0, sum(after.values()))
+    return Result(new, rewrites, skips, node_flops=after, total_flops=total, ids_inputs=ids_inputs)
+
+
+def _ids_layout(value):
+    table = coordinate_table(value)
+    return raster_run(table[0]) if table is not None else None
 
 
 def _losses(result: Result, before: dict[str, int]) -> list[Skip]:

@@ -3,10 +3,10 @@
 After a rewrite the nodes it inserted, and every node downstream of them whose inputs changed shape,
 run once on fake tensors (no data, no kernels), in Dynamo's own fake mode and on the fakes Dynamo made
 for the graph's inputs; the rest of the graph keeps the values Dynamo traced (data-dependent sizes
-included), so a node whose result has its traced shape again (after an unmerge) ends the re-run there. This proves every
-inserted node and patched argument fits, and gives Inductor's pre-grad passes example values that match
-the rewritten shapes. Inputs Dynamo did not trace (a variant's carried tensors) are converted into that
-mode from `example_inputs`.
+included), so a node whose result has its traced shape again (after an unmerge) ends the re-run there.
+This proves every inserted node and patched argument fits, and gives Inductor's pre-grad passes
+example values that match the rewritten shapes. Inputs Dynamo did not trace (a variant's carried
+tensors) are converted into that mode from `example_inputs`.
 """
 
 from __future__ import annotations
@@ -77,5 +77,14 @@ def _same_layout(a, b) -> bool:
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
         return len(a) == len(b) and all(_same_layout(x, y) for x, y in zip(a, b))
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
-        return a.shape == b.shape and a.dtype == b.dtype and a.stride() == b.stride()
+        sizes = (*zip(a.shape, b.shape), *zip(a.stride(), b.stride()))
+        return a.dim() == b.dim() and a.dtype == b.dtype and all(_same_size(x, y) for x, y in sizes)
     return False
+
+
+def _same_size(x, y) -> bool:
+    """Equal sizes, compared without guarding on data-dependent ones (their expressions must match)."""
+    if isinstance(x, torch.SymInt) or isinstance(y, torch.SymInt):
+        expr = lambda v: v.node.expr if isinstance(v, torch.SymInt) else v  # noqa: E731
+        return expr(x) == expr(y)
+    return x == y

@@ -2,6 +2,7 @@ import os
 
 import pytest
 import torch
+import torch._inductor.config
 
 from toma_fx.state import STATE
 from toma_fx.steps import reset_steps
@@ -23,3 +24,17 @@ def fresh_compile_state():
     torch._dynamo.reset()
     STATE.clear()
     reset_steps()
+
+
+@pytest.fixture(autouse=True)
+def compiler_config_untouched():
+    """No test (and nothing toma-fx does) leaves Dynamo's or Inductor's config changed, or an option
+    gone: set options with `torch._dynamo.config.patch(...)`, never by assignment or monkeypatch."""
+    before = {m: m.get_config_copy() for m in (torch._dynamo.config, torch._inductor.config)}
+    yield
+    for module, options in before.items():
+        now = module.get_config_copy()
+        changed = sorted(
+            k for k in options.keys() | now.keys() if options.get(k, "<gone>") != now.get(k, "<gone>")
+        )
+        assert not changed, f"{module.__name__} changed by the test: {changed}"

@@ -12,13 +12,16 @@ configure the backend when it is named by string.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import torch
 from torch.fx import GraphModule
 
+from toma_fx.call_grids import PerCallGrid, call_grid
 from toma_fx.config import ToMAConfig
 from toma_fx.dispatch import compile_merged
-from toma_fx.passes.pipeline import graph_name, run, warn_fallback
-from toma_fx.steps import latent_grid
+from toma_fx.passes.pipeline import Result, graph_name, run, warn_fallback
 
 __all__ = ["ToMABackend", "toma_backend"]
 
@@ -48,21 +51,33 @@ class ToMABackend:
 
     def __call__(self, gm: GraphModule, example_inputs: list, *, mode: str | None = None, options=None):
         inductor_options, config = self._split_options(options)
-        result = run(gm, example_inputs, config, call_grid=latent_grid())
-        if result.gm is gm:
+
+        @functools.cache
+        def traced() -> Callable:  # the graph as traced: ratio 0, or a rewrite that falls back
             return self._compile(gm, example_inputs, mode, inductor_options)
-        try:
-            return compile_merged(
-                result,
-                gm,
-                example_inputs,
-                config,
-                lambda g, inputs: self._compile(g, inputs, mode, inductor_options),
-            )
-        except Exception as e:  # a lowering failure on the rewrite must not cost the user the compile
-            why = f"{type(e).__name__}: {e}"
-            warn_fallback(f"compiling the rewritten {graph_name(gm)} failed, compiling it unchanged: {why}")
-            return self._compile(gm, example_inputs, mode, inductor_options)
+
+        if config.ratio == 0:
+            return traced()
+
+        def build(args: list, grid) -> tuple[Result, Callable]:
+            result = run(gm, args, config, call_grid=grid)
+            if result.gm is gm:
+                return result, traced()
+            try:
+                compile_fn = lambda g, inputs: self._compile(g, inputs, mode, inductor_options)  # noqa: E731
+                return result, compile_merged(result, gm, args, config, compile_fn, traced)
+            except Exception as e:  # a lowering failure on the rewrite must not cost the user the compile
+                why = f"{type(e).__name__}: {e}"
+                warn_fallback(
+                    f"compiling the rewritten {graph_name(gm)} failed, compiling it unchanged: {why}"
+                )
+                return result, traced()
+
+        result, fn = build(example_inputs, call_grid())
+        if not (result.uses_call_grid or result.ids_inputs):
+            return fn
+        return PerCallGrid(lambda args, grid: build(args, grid)[1], result.uses_call_grid, result.ids_inputs,
+                           (example_inputs, fn))  # fmt: skip
 
     def _split_options(self, options) -> tuple[dict, ToMAConfig]:
         options = dict(options or {})

@@ -3,6 +3,7 @@
     toma-fx demo [...]              ToMA vs plain torch.compile on SDXL-like and Flux-like pipelines
     toma-fx generate [...]          one generation with ToMA, with timings, saved as a PNG
     toma-fx explain [...]           what the compiler pass merges in a model, and the FLOP-ideal speedup
+    toma-fx coverage [...]          what it merges in every denoiser of diffusers (docs/coverage.md)
     toma-fx bench [...]             eager, torch.compile, ToMA at several ratios and tomesd on one pipeline
     toma-fx bench ops|model|steps|photos [...]   narrower benchmarks (`toma-fx bench <what> --help`)
 
@@ -80,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks", add_help=False)
     bench.add_argument("what", choices=BENCHES, help=" | ".join(BENCHES))
+    sub.add_parser("coverage", help="regions merged in every denoiser of diffusers", add_help=False)
     return parser
 
 
@@ -93,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         import importlib
 
         return importlib.import_module(f"toma_fx.bench.{args.what}").main(rest)
+    if args.command == "coverage":
+        from toma_fx.coverage import main as coverage
+
+        return coverage(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:

@@ -114,3 +114,49 @@ def markdown(rows: list[Coverage], speedups: dict[str, dict[str, float]]) -> str
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`toma-fx coverage`: the table of `docs/coverage.md`, measured now."""
+    import argparse
+    import sys
+    from pathlib import Path
+
+    p = argparse.ArgumentParser(prog="toma-fx coverage", description=main.__doc__)
+    p.add_argument("names", nargs="*", help="zoo entries (default: all)")
+    p.add_argument("--out", type=Path, help="write the Markdown table here (default: print it)")
+    p.add_argument("--no-published", action="store_true", help="skip the FLOP counts at published sizes")
+    args = p.parse_args(argv)
+    names = args.names or list(zoo.DENOISERS)
+    unknown = sorted(set(names) - set(zoo.DENOISERS))
+    if unknown:
+        p.error(f"unknown zoo entries {unknown}; entries: {', '.join(zoo.DENOISERS)}")
+    rows, speedups = [], {}
+    for name in names:
+        rows.append(cover(name, batch=2))
+        if not args.no_published:
+            speedups[name] = {
+                label: cover(name, size="published", grid=grid, device="meta").speedup
+                for label, grid in published_grids(name).items()
+            }
+        print(f"{name}: {rows[-1].counts}", file=sys.stderr)
+    table = markdown(rows, speedups)
+    if args.out:
+        args.out.write_text(args.out.read_text().split(_TABLE_MARK)[0] + _TABLE_MARK + "\n\n" + table + "\n")
+    else:
+        print(table)
+    return 0
+
+
+_TABLE_MARK = "<!-- table: toma-fx coverage --out docs/coverage.md -->"
+_WAN_720P = (21, 45, 80)  # 1280 x 720 x 81 frames: a 21 x 90 x 160 latent, 1x2x2 patches
+
+
+def published_grids(name: str) -> dict[str, tuple[int, ...]]:
+    """The token grids the FLOP-ideal speedup is reported at: the published resolution (Wan also at
+    720p)."""
+    entry = zoo.DENOISERS[name]
+    grids = {"published": zoo.fitted_grid(name, entry.published_grid)}
+    if name.startswith("wan2.1") or name == "skyreels-v2":
+        grids["720p"] = _WAN_720P
+    return grids

@@ -29,10 +29,12 @@ from toma_fx.state import STATE, Chain, Kept
 __all__ = ["Compiled", "Dispatcher", "compile_merged", "needed_variants"]
 
 
-def compile_merged(result: Result, traced, example_inputs: list, config: ToMAConfig, compile_fn: Callable):
+def compile_merged(
+    result: Result, traced, example_inputs: list, config: ToMAConfig, compile_fn: Callable, off: Callable
+):
     """The callable for a merged graph: the compiled rewrite alone when every call selects and no other
     block follows it, else a `Dispatcher` over the variants the config can use, each compiled once by
-    `compile_fn(gm, example_inputs)`."""
+    `compile_fn(gm, example_inputs)`. `off()` gives the compiled traced graph, for unmerged steps."""
     chains = config.share_destinations and looks_like_one_block(result)
     if not config.scheduled and not chains:
         return compile_fn(result.gm, example_inputs)
@@ -43,10 +45,10 @@ def compile_merged(result: Result, traced, example_inputs: list, config: ToMACon
         if name != "off":
             v = build(result, example_inputs, name, emit_weights=emit)
             variants[name] = Compiled(compile_fn(v.gm, v.example_inputs), v)
-    off = compile_fn(traced, example_inputs) if "off" in names else None
     lead = min((rw.site for rw in result.rewrites), key=lambda s: s.index)
     group = (lead.index, lead.layout) if chains else None
-    return Dispatcher(config, variants, off, block_key(result), group)
+    layouts = tuple(rw.site.layout for rw in result.rewrites)
+    return Dispatcher(config, variants, off() if "off" in names else None, block_key(result), group, layouts)
 
 
 def needed_variants(config: ToMAConfig, chains: bool) -> list[str]:
@@ -93,14 +95,17 @@ class Dispatcher:
         group: `(leader site, layout)` of the graph's one selection group when its calls pass
             destinations on to the next block of the same token set within a step (a block graph under
             regional compilation), else None.
+        layouts: the layouts of the graph's sites: what is kept is reused only by the same layouts (a
+            transposed resolution compiles its own graph, whose destinations have the same shape).
     """
 
-    def __init__(self, config, variants: dict[str, Compiled], off, key_index, group):
+    def __init__(self, config, variants: dict[str, Compiled], off, key_index, group, layouts: tuple):
         self.config = config
         self.variants = variants
         self.off = off
         self.key_index = key_index
         self.group = group
+        self.layouts = layouts
 
     def __call__(self, *args):
         key = args[self.key_index] if self.key_index is not None else self
@@ -109,6 +114,7 @@ class Dispatcher:
         if decision is Decision.OFF:
             return self.off(*args)
         own = STATE.kept(key, now)
+        own = own if own is not None and own.layouts == self.layouts else None
         chain = STATE.chain(now, self.group[1]) if self.group is not None else None
         name, given, selection = self._plan(decision, own, chain)
         head = chain is None
@@ -119,7 +125,7 @@ class Dispatcher:
         out = compiled.fn(*args, *[given[s] for s in compiled.variant.inputs])
         n = compiled.variant.num_outputs
         tensors = {**given, **{s: t.clone() for s, t in zip(compiled.variant.outputs, out[n:])}}
-        STATE.keep(key, now, Kept(now.generation, selection, tensors))
+        STATE.keep(key, now, Kept(now.generation, selection, tensors, self.layouts))
         if head:
             STATE.set_chain(self._chain_from(now, selection, tensors), now)
         return out[:n]

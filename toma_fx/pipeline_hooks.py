@@ -5,19 +5,20 @@ Pipelines wrap denoiser calls in `denoiser.cache_context("cond"/"uncond")`, whic
 hook's `StateManager`; a hook registered here only listens. The step is the context's `step_index` when
 the pipeline gives one, else the scheduler's `step_index` (None before its first `step`: step 0),
 counted from its `begin_index`. Schedulers without a `step_index` (DDIM, PNDM) fall back to counted calls,
-restarted whenever the pipeline sets new timesteps. The grid is the `(H, W)` of a 4-D latent input, or
-the token grid of Flux-style `img_ids`.
+restarted whenever the pipeline sets new timesteps. The grid is the latent's `(H, W)` or `(F, H, W)`,
+or for packed tokens the grid their position ids or sizes give (`latent_grid`).
 """
 
 from __future__ import annotations
 
+import math
 import weakref
 
 import torch
 from diffusers.hooks.hooks import BaseState, HookRegistry, ModelHook, StateManager
 
-from toma_fx.passes.grid import id_grids
-from toma_fx.steps import new_call, set_latent_grid, untrack
+from toma_fx.call_grids import IdsLayouts, calling_with
+from toma_fx.steps import new_call, untrack
 
 __all__ = ["StepTracker"]
 
@@ -54,25 +55,66 @@ class _ContextHook(ModelHook):
 
 
 class _GridHook(ModelHook):
-    """Records the latent grid before each denoiser call (runs in Python: only for regional compiles)."""
+    """Sets the latent grid of each denoiser call for the calls inside it (runs in Python: only for
+    regional compiles, whose block graphs cannot see the latent)."""
 
-    def __init__(self):
+    def __init__(self, in_channels: int | None):
         super().__init__()
-        self._tokens, self._grid = None, None
+        self.in_channels = in_channels
+        self._ids = IdsLayouts()
+        self._calls: list = []
 
     def pre_forward(self, module, *args, **kwargs):
-        x = kwargs.get("sample", kwargs.get("hidden_states", args[0] if args else None))
-        if isinstance(x, torch.Tensor) and x.dim() == 4:
-            set_latent_grid(tuple(x.shape[-2:]))
-        elif isinstance(x, torch.Tensor) and x.dim() == 3 and kwargs.get("img_ids") is not None:
-            if x.shape[1] != self._tokens:  # reading the ids syncs a GPU: only when the token count changes
-                self._tokens, self._grid = x.shape[1], id_grids([kwargs["img_ids"]]).get(x.shape[1])
-            set_latent_grid(self._grid)
+        call = calling_with(latent_grid(args, kwargs, self.in_channels, self._ids))
+        call.__enter__()
+        self._calls.append(call)
         return args, kwargs
 
     def post_forward(self, module, output):
-        set_latent_grid(None)  # compiles outside this call must not see it
+        self._calls.pop().__exit__(None, None, None)
         return output
+
+
+def latent_grid(args, kwargs, in_channels: int | None, ids: IdsLayouts) -> tuple[int, ...] | None:
+    """The latent grid of a denoiser call, from what its inputs are, not what they are called: the
+    first 4-D or 5-D floating input (`(B, C, H, W)`, `(B, C, F, H, W)` or `(B, F, C, H, W)`); else, for
+    packed tokens `(B, N, C)`, the grid of a position-id input whose raster run holds N rows, or the
+    first sizes given as ints (`num_frames, height, width`, `img_shapes`) whose product is N."""
+    values = [*args, *kwargs.values()]
+    tensors = [v for v in values if isinstance(v, torch.Tensor) and v.is_floating_point()]
+    latent = next((t for t in tensors if t.dim() in (4, 5)), None)
+    if latent is not None:
+        if latent.dim() == 4:
+            return tuple(latent.shape[-2:])
+        frames_first = in_channels is not None and latent.shape[1] != in_channels
+        return (
+            tuple(latent.shape[1:2]) + tuple(latent.shape[-2:]) if frames_first else tuple(latent.shape[2:])
+        )
+    tokens = next((t for t in tensors if t.dim() == 3), None)
+    if tokens is None:
+        return None
+    N = tokens.shape[1]
+    for v in values:
+        run = ids(v) if isinstance(v, torch.Tensor) and v is not tokens else None
+        if run is not None and math.prod(run[1]) == N:
+            return run[1]
+    sizes = _ints(values)
+    for k in (3, 2):
+        for i in range(len(sizes) - k + 1):
+            if math.prod(sizes[i : i + k]) == N and sum(s > 1 for s in sizes[i : i + k]) >= 2:
+                return tuple(sizes[i : i + k])
+    return None
+
+
+def _ints(values) -> list[int]:
+    """The ints among `values`, nested lists and tuples flattened, in order."""
+    out = []
+    for v in values:
+        if isinstance(v, (list, tuple)):
+            out += _ints(v)
+        elif isinstance(v, int) and not isinstance(v, bool):
+            out.append(v)
+    return out
 
 
 class StepTracker:
@@ -91,7 +133,7 @@ class StepTracker:
         hook = _ContextHook()
         registry.register_hook(hook, _HOOK)
         if grids:
-            registry.register_hook(_GridHook(), _GRID_HOOK)
+            registry.register_hook(_GridHook(getattr(denoiser.config, "in_channels", None)), _GRID_HOOK)
         self._pipe, self._denoiser, self._hook = weakref.ref(pipe), weakref.ref(denoiser), weakref.ref(hook)
 
     @property

@@ -10,8 +10,9 @@ rather than minutes, and as fast), or whole (`regional=False`). It also tracks t
 CFG branches (`toma_fx.track_steps`), and for regional compiles the latent grid that block graphs cannot
 see. `dynamic=False`: each resolution compiles once, with static grids the tiles need.
 
-`build_pipeline` assembles SDXL, Flux, SD3 and PixArt-Sigma pipelines from configs with random weights;
-their text encoders are left out and `prompt_inputs` gives precomputed prompt embeddings instead.
+`build_pipeline` assembles SDXL, Flux, SD3 and PixArt-Sigma pipelines, and the video pipelines of
+`toma_fx.video_pipelines` (Wan 2.1 T2V and I2V, LTX-Video, CogVideoX, HunyuanVideo), from configs with random
+weights; their text encoders are left out and `prompt_inputs` gives precomputed prompt embeddings instead.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from pathlib import Path
 
 import torch
 
+from toma_fx import video_pipelines
 from toma_fx.architectures import build, created_on
 from toma_fx.backend import toma_backend
 from toma_fx.config import ToMAConfig
 from toma_fx.steps import track_steps
+from toma_fx.video_pipelines import VIDEO_DEFAULTS
 
 __all__ = [
     "ARCH_OF_PIPELINE",
@@ -46,17 +49,42 @@ PIPELINES = {
     "flux": ("FluxPipeline", "transformer", "FlowMatchEulerDiscreteScheduler"),
     "sd3": ("StableDiffusion3Pipeline", "transformer", "FlowMatchEulerDiscreteScheduler"),
     "pixart": ("PixArtSigmaPipeline", "transformer", "DPMSolverMultistepScheduler"),
+    "wan": ("WanPipeline", "transformer", "UniPCMultistepScheduler"),
+    "wan-i2v": ("WanImageToVideoPipeline", "transformer", "UniPCMultistepScheduler"),
+    "ltx": ("LTXPipeline", "transformer", "FlowMatchEulerDiscreteScheduler"),
+    "cogvideox": ("CogVideoXPipeline", "transformer", "CogVideoXDDIMScheduler"),
+    "hunyuanvideo": ("HunyuanVideoPipeline", "transformer", "FlowMatchEulerDiscreteScheduler"),
 }
 """Architecture -> (pipeline class, denoiser attribute, scheduler class)."""
 
 ARCH_OF_PIPELINE = {cls: arch for arch, (cls, _, _) in PIPELINES.items()}
 
+_WAN_SCHEDULER = dict(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0)  # 480p
 _SCHEDULERS = {  # the published pipelines' scheduler settings that change the sampling loop
     "sdxl": dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1),
     "flux": dict(shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15),
     "sd3": dict(shift=3.0),
     "pixart": dict(beta_schedule="linear", beta_start=0.0001, beta_end=0.02),
+    "wan": _WAN_SCHEDULER,
+    "wan-i2v": _WAN_SCHEDULER,
+    "ltx": dict(
+        use_dynamic_shifting=True,
+        base_shift=0.95,
+        max_shift=2.05,
+        base_image_seq_len=1024,
+        shift_terminal=0.1,
+    ),
+    "cogvideox": dict(  # CogVideoX-5b's
+        clip_sample=False,
+        prediction_type="v_prediction",
+        rescale_betas_zero_snr=True,
+        snr_shift_scale=1.0,
+        timestep_spacing="trailing",
+    ),
+    "hunyuanvideo": dict(shift=7.0),
 }
+_GUIDANCE_DISTILLED = ("flux", "hunyuanvideo")
+"""Pipelines whose usual call runs the denoiser once per step (the guidance scale is a model input)."""
 _VAE_SCALE = {  # (scaling_factor, shift_factor) of the published VAEs
     "sdxl": (0.13025, None),
     "flux": (0.3611, 0.1159),
@@ -137,21 +165,25 @@ def build_pipeline(
     name: str, size: str = "tiny", *, seed: int = 0, device: str | torch.device = "cpu", dtype=torch.float32
 ):
     """A diffusers pipeline of architecture `name` (`PIPELINES`) with random weights and no text encoders,
-    on `device` in `dtype` (the denoiser is created there; see `architectures.build`)."""
+    on `device` in `dtype` (the denoiser is created there; see `architectures.build` and
+    `video_pipelines.build_denoiser`). Wan I2V keeps its image encoder, built from a config like the rest."""
     import diffusers
 
     if name not in PIPELINES:
         raise ValueError(f"pipeline must be one of {sorted(PIPELINES)}, got {name!r}")
     pipeline_cls, attr, scheduler_cls = PIPELINES[name]
-    denoiser = build(name, size, seed=seed, device=device, dtype=dtype)
-    scheduler = getattr(diffusers, scheduler_cls)(**_SCHEDULERS[name])
+    if name in VIDEO_DEFAULTS:
+        denoiser = video_pipelines.build_denoiser(name, size, seed=seed, device=device, dtype=dtype)
+    else:
+        denoiser = build(name, size, seed=seed, device=device, dtype=dtype)
     with created_on(device, dtype):
-        vae = _vae(name, size, denoiser)
-    components = dict(vae=vae, scheduler=scheduler, **{attr: denoiser})
+        components = _components(name, size, denoiser)
+    scheduler = getattr(diffusers, scheduler_cls)(**_SCHEDULERS[name])
+    components.update(scheduler=scheduler, **{attr: denoiser})
     cls = getattr(diffusers, pipeline_cls)
     for param in inspect.signature(cls.__init__).parameters:
         if param.startswith(("text_encoder", "tokenizer", "image_encoder", "feature_extractor")):
-            components[param] = None
+            components.setdefault(param, None)
     pipe = cls(**components)
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -184,21 +216,29 @@ def open_pipeline(
     """`(pipeline, architecture or None, call arguments)` for a built-in architecture (`PIPELINES`) or a
     local folder. A built-in pipeline, or a local one saved without text encoders, gets prompt
     embeddings (`true_cfg` as for `prompt_inputs`); a local one with text encoders gets `prompts` (a
-    default one if none). Names win over folders: give a folder called like an architecture as `./flux`."""
+    default one if none). Names win over folders: give a folder called like an architecture as `./flux`.
+
+    A video pipeline's arguments include its `VIDEO_DEFAULTS` frame count (the caller gives height and
+    width, as for images); its output is `.frames`, not `.images`."""
     text_tokens = 8 if size == "tiny" else 77
     if source in PIPELINES:
         pipe = build_pipeline(source, size, device=device, dtype=dtype)
-        return (
-            pipe,
-            source,
-            prompt_inputs(source, pipe, batch=batch, text_tokens=text_tokens, true_cfg=true_cfg),
-        )
+        inputs = prompt_inputs(source, pipe, batch=batch, text_tokens=text_tokens, true_cfg=true_cfg)
+        return pipe, source, _with_frames(source, inputs)
     pipe = load_pipeline(source, dtype=dtype).to(device)
     arch = ARCH_OF_PIPELINE.get(type(pipe).__name__)
     if getattr(pipe, "text_encoder", None) is None and arch is not None:
         inputs = prompt_inputs(arch, pipe, batch=batch, text_tokens=text_tokens, true_cfg=true_cfg)
-        return pipe, arch, inputs
-    return pipe, arch, dict(prompt=list(prompts or ("a photograph of a red fox in the snow",)) * batch)
+    else:
+        inputs = dict(prompt=list(prompts or ("a photograph of a red fox in the snow",)) * batch)
+    return pipe, arch, _with_frames(arch, inputs)
+
+
+def _with_frames(arch: str | None, inputs: dict) -> dict:
+    """`inputs`, with the default frame count (`VIDEO_DEFAULTS`) for a video pipeline."""
+    if arch in VIDEO_DEFAULTS:
+        return {**inputs, "num_frames": VIDEO_DEFAULTS[arch]["num_frames"]}
+    return inputs
 
 
 def prompt_inputs(
@@ -206,9 +246,10 @@ def prompt_inputs(
 ) -> dict:
     """Random prompt embeddings (and negative ones, for classifier-free guidance) for `pipe(**inputs)`.
 
-    Flux-dev is guidance-distilled: its usual call runs the denoiser once per step. `true_cfg=True` adds
-    negative embeddings and `true_cfg_scale=2.0`, so that cond and uncond run as two calls per step
-    (what toma-fx must keep apart); `true_cfg=False` is the usual call."""
+    Flux-dev and HunyuanVideo are guidance-distilled: their usual call runs the denoiser once per step.
+    `true_cfg=True` adds negative embeddings and `true_cfg_scale=2.0`, so that cond and uncond run as two
+    calls per step (what toma-fx must keep apart); `true_cfg=False` is the usual call. The video pipelines'
+    inputs are `video_pipelines.prompt_inputs`."""
     g = torch.Generator().manual_seed(seed)
     denoiser = denoiser_of(pipe)
     p = next(denoiser.parameters())
@@ -217,6 +258,9 @@ def prompt_inputs(
     def rand(*shape):
         return torch.randn(*shape, generator=g).to(p.device, p.dtype)
 
+    if name in VIDEO_DEFAULTS:
+        inputs = video_pipelines.prompt_inputs(name, denoiser, rand, batch=batch, text_tokens=text_tokens)
+        return _true_cfg(name, inputs, true_cfg)
     if name == "sdxl":
         pooled = cfg.projection_class_embeddings_input_dim - 6 * cfg.addition_time_embed_dim
         text = (batch, text_tokens, cfg.cross_attention_dim)
@@ -231,11 +275,7 @@ def prompt_inputs(
             prompt_embeds=rand(*text), negative_prompt_embeds=rand(*text),
             pooled_prompt_embeds=rand(*pooled), negative_pooled_prompt_embeds=rand(*pooled),
         )  # fmt: skip
-        if name == "flux" and true_cfg:
-            inputs["true_cfg_scale"] = 2.0
-        elif name == "flux":
-            del inputs["negative_prompt_embeds"], inputs["negative_pooled_prompt_embeds"]
-        return inputs
+        return _true_cfg(name, inputs, true_cfg)
     if name == "pixart":
         text = (batch, text_tokens, cfg.caption_channels)
         mask = torch.ones(batch, text_tokens, dtype=torch.long, device=p.device)
@@ -245,6 +285,23 @@ def prompt_inputs(
             negative_prompt=None,  # the pipeline's default "" would clash with the embeddings
         )  # fmt: skip
     raise ValueError(f"pipeline must be one of {sorted(PIPELINES)}, got {name!r}")
+
+
+def _true_cfg(name: str, inputs: dict, true_cfg: bool) -> dict:
+    """`inputs` as `prompt_inputs` documents `true_cfg`: unchanged unless the pipeline is guidance-distilled,
+    then with `true_cfg_scale=2.0`, or without the negative prompt."""
+    if name not in _GUIDANCE_DISTILLED:
+        return inputs
+    if true_cfg:
+        return {**inputs, "true_cfg_scale": 2.0}
+    return {k: v for k, v in inputs.items() if not k.startswith("negative_")}
+
+
+def _components(name: str, size: str, denoiser) -> dict:
+    """The pipeline's parts other than its denoiser and scheduler: the VAE (and Wan I2V's image encoder)."""
+    if name in VIDEO_DEFAULTS:
+        return video_pipelines.components(name, size, denoiser)
+    return dict(vae=_vae(name, size, denoiser))
 
 
 def _vae(name: str, size: str, denoiser):

@@ -26,11 +26,12 @@ MAX_CONTEXTS = 8
 @dataclass
 class Kept:
     """A block's carried tensors (by `Slot`) for one branch; `selection` names the destinations the
-    weights were computed with."""
+    weights were computed with, `layouts` the sites' layouts they are for."""
 
     generation: tuple
     selection: int
     tensors: dict
+    layouts: tuple = ()
 
 
 @dataclass

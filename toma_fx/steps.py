@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from torch.utils.weak import WeakIdKeyDictionary
 
-__all__ = ["Now", "latent_grid", "now", "reset_steps", "set_latent_grid", "step", "track_steps"]
+__all__ = ["Now", "now", "reset_steps", "step", "track_steps"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,6 @@ _trackers = WeakIdKeyDictionary()  # denoiser parameter -> its pipeline's StepTr
 _counts = WeakIdKeyDictionary()  # block key -> {context: (generation token, calls)}, for counted steps
 _clocks: dict[str | None, tuple[int, int]] = {}  # context -> (last index seen, generation)
 _epoch = 0  # bumped by reset_steps: a new generation everywhere
-_grid: tuple[int, int] | None = None  # the latent grid of the denoiser call in progress
 
 
 @contextlib.contextmanager
@@ -69,9 +68,9 @@ def step(index: int, context: str | None = None):
 def track_steps(pipe, *, grids: bool = False):
     """Follow a diffusers pipeline's steps and CFG branches; returns a tracker with `.remove()`.
 
-    `grids=True` also records the latent grid of every denoiser call (`latent_grid`), which block graphs
-    of a regional compile cannot see; it must not be set when the whole denoiser is compiled (the hook
-    would run inside the compiled graph)."""
+    `grids=True` also records the latent grid of every denoiser call (`call_grids.call_grid`), which
+    block graphs of a regional compile cannot see; it must not be set when the whole denoiser is
+    compiled (the hook would run inside the compiled graph)."""
     from toma_fx.pipeline_hooks import StepTracker
 
     tracker = StepTracker(pipe, grids=grids)
@@ -83,17 +82,6 @@ def track_steps(pipe, *, grids: bool = False):
 def untrack(denoiser) -> None:
     for p in denoiser.parameters():
         _trackers.pop(p, None)
-
-
-def set_latent_grid(grid: tuple[int, int] | None) -> None:
-    global _grid
-    _grid = grid
-
-
-def latent_grid() -> tuple[int, int] | None:
-    """`(H, W)` of the latent (or of Flux's token grid) in the current denoiser call, when a tracked
-    pipeline recorded it: `ToMAConfig.grid` for block graphs compiled during that call."""
-    return _grid
 
 
 def reset_steps() -> None:

@@ -3,8 +3,9 @@
 Elementwise results take, axis by axis, the origin of the operand with the most rows of known origin
 there, and the positions of a RoPE table that meets them (the table says where the rows are). Linear
 maps and matmuls keep their rows and make new columns; a linear map marks the axis it contracts as
-channels (a matmul may contract tokens: attention's `p @ v`). Convolutions keep batch and spatial axes (a stride coarsens a factor) and
-make new channels: how a `(B, C, H, W)` latent keeps its grid through a UNet or a patch embedding.
+channels (a matmul may contract tokens: attention's `p @ v`). Convolutions keep batch and spatial
+axes (a stride coarsens a factor) and make new channels: how a `(B, C, H, W)` latent keeps its grid
+through a UNet or a patch embedding.
 """
 
 from __future__ import annotations

@@ -49,9 +49,9 @@ class TestGolden(TestCase):
 class GraphModule(torch.nn.Module):
     def forward(self, ...):
         norm_hidden_states: "f32[1, 64, 32]" = torch.nn.functional.layer_norm(l_hidden_states_, (32,), norm1.weight, norm1.bias, 1e-05);  norm1.weight = norm1.bias = None
-        select: "i64[1, 32]" = toma_fx_ops_nodes_select(norm_hidden_states, ((8, 8), (4, 4), 0.5), (1, 0, 0))
-        weights = toma_fx_ops_nodes_weights(norm_hidden_states, select, ((8, 8), (4, 4), 0.5), (1, 0, 0), 1000.0)
-        merge: "f32[1, 32, 32]" = toma_fx_ops_nodes_merge(norm_hidden_states, weights, ((8, 8), (4, 4), 0.5), (1, 0, 0));  norm_hidden_states = None
+        select: "i64[1, 32]" = toma_fx_ops_nodes_select(norm_hidden_states, ((8, 8), (4, 4), 0.5), (1, 0, 0, 0))
+        weights = toma_fx_ops_nodes_weights(norm_hidden_states, select, ((8, 8), (4, 4), 0.5), (1, 0, 0, 0), 1000.0)
+        merge: "f32[1, 32, 32]" = toma_fx_ops_nodes_merge(norm_hidden_states, weights, ((8, 8), (4, 4), 0.5), (1, 0, 0, 0));  norm_hidden_states = None
         query: "f32[1, 32, 32]" = torch._C._nn.linear(merge, attn1.to_q.weight, None);  attn1.to_q.weight = None
         key: "f32[1, 32, 32]" = torch._C._nn.linear(merge, attn1.to_k.weight, None);  attn1.to_k.weight = None
         value: "f32[1, 32, 32]" = torch._C._nn.linear(merge, attn1.to_v.weight, None);  merge = attn1.to_v.weight = None
@@ -68,11 +68,11 @@ class GraphModule(torch.nn.Module):
         hidden_states_3: "f32[1, 32, 32]" = torch._C._nn.linear(hidden_states_2, attn1.to_out.0.weight, attn1.to_out.0.bias);  hidden_states_2 = attn1.to_out.0.weight = attn1.to_out.0.bias = None
         hidden_states_4: "f32[1, 32, 32]" = torch.nn.functional.dropout(hidden_states_3, 0.0, False, False);  hidden_states_3 = None
         hidden_states_5: "f32[1, 32, 32]" = hidden_states_4 / 1.0;  hidden_states_4 = None
-        unmerge: "f32[1, 64, 32]" = toma_fx_ops_nodes_unmerge(hidden_states_5, weights, ((8, 8), (4, 4), 0.5), (1, 0, 0));  hidden_states_5 = weights = None
+        unmerge: "f32[1, 64, 32]" = toma_fx_ops_nodes_unmerge(hidden_states_5, weights, ((8, 8), (4, 4), 0.5), (1, 0, 0, 0));  hidden_states_5 = weights = None
         hidden_states_6: "f32[1, 64, 32]" = unmerge + l_hidden_states_;  unmerge = l_hidden_states_ = None
         norm_hidden_states_1: "f32[1, 64, 32]" = torch.nn.functional.layer_norm(hidden_states_6, (32,), norm2.weight, norm2.bias, 1e-05);  norm2.weight = norm2.bias = None
-        weights_1 = toma_fx_ops_nodes_weights(norm_hidden_states_1, select, ((8, 8), (4, 4), 0.5), (1, 0, 0), 1000.0)
-        merge_1: "f32[1, 32, 32]" = toma_fx_ops_nodes_merge(norm_hidden_states_1, weights_1, ((8, 8), (4, 4), 0.5), (1, 0, 0));  norm_hidden_states_1 = None
+        weights_1 = toma_fx_ops_nodes_weights(norm_hidden_states_1, select, ((8, 8), (4, 4), 0.5), (1, 0, 0, 0), 1000.0)
+        merge_1: "f32[1, 32, 32]" = toma_fx_ops_nodes_merge(norm_hidden_states_1, weights_1, ((8, 8), (4, 4), 0.5), (1, 0, 0, 0));  norm_hidden_states_1 = None
         query_2: "f32[1, 32, 32]" = torch._C._nn.linear(merge_1, attn2.to_q.weight, None);  merge_1 = attn2.to_q.weight = None
         key_2: "f32[1, 8, 32]" = torch._C._nn.linear(l_encoder_hidden_states_, attn2.to_k.weight, None);  attn2.to_k.weight = None
         value_2: "f32[1, 8, 32]" = torch._C._nn.linear(l_encoder_hidden_states_, attn2.to_v.weight, None);  l_encoder_hidden_states_ = attn2.to_v.weight = None
@@ -89,11 +89,11 @@ class GraphModule(torch.nn.Module):
         hidden_states_10: "f32[1, 32, 32]" = torch._C._nn.linear(hidden_states_9, attn2.to_out.0.weight, attn2.to_out.0.bias);  hidden_states_9 = attn2.to_out.0.weight = attn2.to_out.0.bias = None
         hidden_states_11: "f32[1, 32, 32]" = torch.nn.functional.dropout(hidden_states_10, 0.0, False, False);  hidden_states_10 = None
         hidden_states_12: "f32[1, 32, 32]" = hidden_states_11 / 1.0;  hidden_states_11 = None
-        unmerge_1: "f32[1, 64, 32]" = toma_fx_ops_nodes_unmerge(hidden_states_12, weights_1, ((8, 8), (4, 4), 0.5), (1, 0, 0));  hidden_states_12 = weights_1 = None
+        unmerge_1: "f32[1, 64, 32]" = toma_fx_ops_nodes_unmerge(hidden_states_12, weights_1, ((8, 8), (4, 4), 0.5), (1, 0, 0, 0));  hidden_states_12 = weights_1 = None
         hidden_states_13: "f32[1, 64, 32]" = unmerge_1 + hidden_states_6;  unmerge_1 = hidden_states_6 = None
         norm_hidden_states_2: "f32[1, 64, 32]" = torch.nn.functional.layer_norm(hidden_states_13, (32,), norm3.weight, norm3.bias, 1e-05);  norm3.weight = norm3.bias = None
-        weights_2 = toma_fx_ops_nodes_weights(norm_hidden_states_2, select, ((8, 8), (4, 4), 0.5), (1, 0, 0), 1000.0)
-        merge_2: "f32[1, 32, 32]" = toma_fx_ops_nodes_merge(norm_hidden_states_2, weights_2, ((8, 8), (4, 4), 0.5), (1, 0, 0));  norm_hidden_states_2 = None
+        weights_2 = toma_fx_ops_nodes_weights(norm_hidden_states_2, select, ((8, 8), (4, 4), 0.5), (1, 0, 0, 0), 1000.0)
+        merge_2: "f32[1, 32, 32]" = toma_fx_ops_nodes_merge(norm_hidden_states_2, weights_2, ((8, 8), (4, 4), 0.5), (1, 0, 0, 0));  norm_hidden_states_2 = None
         hidden_states_14: "f32[1, 32, 256]" = torch._C._nn.linear(merge_2, ff.net.0.proj.weight, ff.net.0.proj.bias);  merge_2 = ff.net.0.proj.weight = ff.net.0.proj.bias = None
         chunk = hidden_states_14.chunk(2, dim = -1);  hidden_states_14 = None
         hidden_states_15: "f32[1, 32, 128]" = chunk[0]
@@ -102,7 +102,7 @@ class GraphModule(torch.nn.Module):
         hidden_states_16: "f32[1, 32, 128]" = hidden_states_15 * gelu;  hidden_states_15 = gelu = None
         hidden_states_17: "f32[1, 32, 128]" = torch.nn.functional.dropout(hidden_states_16, 0.0, False, False);  hidden_states_16 = None
         hidden_states_18: "f32[1, 32, 32]" = torch._C._nn.linear(hidden_states_17, ff.net.2.weight, ff.net.2.bias);  hidden_states_17 = ff.net.2.weight = ff.net.2.bias = None
-        unmerge_2: "f32[1, 64, 32]" = toma_fx_ops_nodes_unmerge(hidden_states_18, weights_2, ((8, 8), (4, 4), 0.5), (1, 0, 0));  hidden_states_18 = weights_2 = None
+        unmerge_2: "f32[1, 64, 32]" = toma_fx_ops_nodes_unmerge(hidden_states_18, weights_2, ((8, 8), (4, 4), 0.5), (1, 0, 0, 0));  hidden_states_18 = weights_2 = None
         hidden_states_19: "f32[1, 64, 32]" = unmerge_2 + hidden_states_13;  unmerge_2 = hidden_states_13 = None
         return (hidden_states_19, select)""",
         )
@@ -146,9 +146,9 @@ class GraphModule(torch.nn.Module):
         mul_1: "f32[1, 8, 32]" = layer_norm_1 * add_2;  layer_norm_1 = add_2 = None
         getitem_15: "f32[1, 1, 32]" = shift_msa_1[(slice(None, None, None), None)];  shift_msa_1 = None
         x_1: "f32[1, 8, 32]" = mul_1 + getitem_15;  mul_1 = getitem_15 = None
-        select: "i64[1, 32]" = toma_fx_ops_nodes_select(x, ((8, 8), (4, 4), 0.5), (1, 0, 0))
-        weights = toma_fx_ops_nodes_weights(x, select, ((8, 8), (4, 4), 0.5), (1, 0, 0), 1000.0)
-        merge: "f32[1, 32, 32]" = toma_fx_ops_nodes_merge(x, weights, ((8, 8), (4, 4), 0.5), (1, 0, 0));  x = None
+        select: "i64[1, 32]" = toma_fx_ops_nodes_select(x, ((8, 8), (4, 4), 0.5), (1, 0, 0, 0))
+        weights = toma_fx_ops_nodes_weights(x, select, ((8, 8), (4, 4), 0.5), (1, 0, 0, 0), 1000.0)
+        merge: "f32[1, 32, 32]" = toma_fx_ops_nodes_merge(x, weights, ((8, 8), (4, 4), 0.5), (1, 0, 0, 0));  x = None
         query: "f32[1, 32, 32]" = torch._C._nn.linear(merge, attn.to_q.weight, attn.to_q.bias);  attn.to_q.weight = attn.to_q.bias = None
         key: "f32[1, 32, 32]" = torch._C._nn.linear(merge, attn.to_k.weight, attn.to_k.bias);  attn.to_k.weight = attn.to_k.bias = None
         value: "f32[1, 32, 32]" = torch._C._nn.linear(merge, attn.to_v.weight, attn.to_v.bias);  merge = attn.to_v.weight = attn.to_v.bias = None
@@ -180,10 +180,10 @@ class GraphModule(torch.nn.Module):
         stack: "f32[1, 40, 2, 8, 2]" = torch.stack([neg, x_real], dim = -1);  neg = x_real = None
         x_rotated: "f32[1, 40, 2, 16]" = stack.flatten(3);  stack = None
         float_1: "f32[1, 40, 2, 16]" = query_3.float();  query_3 = None
-        gather: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(cos_1, select, ((8, 8), (4, 4), 0.5), (1, 8, 0), 4, 1);  cos_1 = None
+        gather: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(cos_1, select, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 4);  cos_1 = None
         mul_2: "f32[1, 40, 2, 16]" = float_1 * gather;  float_1 = gather = None
         float_2: "f32[1, 40, 2, 16]" = x_rotated.float();  x_rotated = None
-        gather_1: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(sin_1, select, ((8, 8), (4, 4), 0.5), (1, 8, 0), 4, 1);  sin_1 = None
+        gather_1: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(sin_1, select, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 4);  sin_1 = None
         mul_3: "f32[1, 40, 2, 16]" = float_2 * gather_1;  float_2 = gather_1 = None
         add_4: "f32[1, 40, 2, 16]" = mul_2 + mul_3;  mul_2 = mul_3 = None
         out: "f32[1, 40, 2, 16]" = add_4.to(torch.float32);  add_4 = None
@@ -199,10 +199,10 @@ class GraphModule(torch.nn.Module):
         stack_1: "f32[1, 40, 2, 8, 2]" = torch.stack([neg_1, x_real_1], dim = -1);  neg_1 = x_real_1 = None
         x_rotated_1: "f32[1, 40, 2, 16]" = stack_1.flatten(3);  stack_1 = None
         float_3: "f32[1, 40, 2, 16]" = key_3.float();  key_3 = None
-        gather_2: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(cos_3, select, ((8, 8), (4, 4), 0.5), (1, 8, 0), 4, 1);  cos_3 = None
+        gather_2: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(cos_3, select, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 4);  cos_3 = None
         mul_4: "f32[1, 40, 2, 16]" = float_3 * gather_2;  float_3 = gather_2 = None
         float_4: "f32[1, 40, 2, 16]" = x_rotated_1.float();  x_rotated_1 = None
-        gather_3: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(sin_3, select, ((8, 8), (4, 4), 0.5), (1, 8, 0), 4, 1);  sin_3 = None
+        gather_3: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(sin_3, select, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 4);  sin_3 = None
         mul_5: "f32[1, 40, 2, 16]" = float_4 * gather_3;  float_4 = gather_3 = None
         add_5: "f32[1, 40, 2, 16]" = mul_4 + mul_5;  mul_4 = mul_5 = None
         out_1: "f32[1, 40, 2, 16]" = add_5.to(torch.float32);  add_5 = None
@@ -223,7 +223,7 @@ class GraphModule(torch.nn.Module):
         encoder_hidden_states_1: "f32[1, 8, 32]" = torch._C._nn.linear(contiguous_1, attn.to_add_out.weight, attn.to_add_out.bias);  contiguous_1 = attn.to_add_out.weight = attn.to_add_out.bias = None
         unsqueeze: "f32[1, 1, 32]" = gate_msa.unsqueeze(1);  gate_msa = None
         attn_output: "f32[1, 32, 32]" = unsqueeze * hidden_states_4;  unsqueeze = hidden_states_4 = None
-        unmerge: "f32[1, 64, 32]" = toma_fx_ops_nodes_unmerge(attn_output, weights, ((8, 8), (4, 4), 0.5), (1, 0, 0));  attn_output = weights = None
+        unmerge: "f32[1, 64, 32]" = toma_fx_ops_nodes_unmerge(attn_output, weights, ((8, 8), (4, 4), 0.5), (1, 0, 0, 0));  attn_output = weights = None
         hidden_states_5: "f32[1, 64, 32]" = l_hidden_states_ + unmerge;  l_hidden_states_ = unmerge = None
         norm_hidden_states: "f32[1, 64, 32]" = torch.nn.functional.layer_norm(hidden_states_5, (32,), None, None, 1e-06)
         getitem_26: "f32[1, 1, 32]" = scale_mlp[(slice(None, None, None), None)];  scale_mlp = None
@@ -231,15 +231,15 @@ class GraphModule(torch.nn.Module):
         mul_7: "f32[1, 64, 32]" = norm_hidden_states * add_7;  norm_hidden_states = add_7 = None
         getitem_27: "f32[1, 1, 32]" = shift_mlp[(slice(None, None, None), None)];  shift_mlp = None
         norm_hidden_states_1: "f32[1, 64, 32]" = mul_7 + getitem_27;  mul_7 = getitem_27 = None
-        weights_1 = toma_fx_ops_nodes_weights(norm_hidden_states_1, select, ((8, 8), (4, 4), 0.5), (1, 0, 0), 1000.0)
-        merge_1: "f32[1, 32, 32]" = toma_fx_ops_nodes_merge(norm_hidden_states_1, weights_1, ((8, 8), (4, 4), 0.5), (1, 0, 0));  norm_hidden_states_1 = None
+        weights_1 = toma_fx_ops_nodes_weights(norm_hidden_states_1, select, ((8, 8), (4, 4), 0.5), (1, 0, 0, 0), 1000.0)
+        merge_1: "f32[1, 32, 32]" = toma_fx_ops_nodes_merge(norm_hidden_states_1, weights_1, ((8, 8), (4, 4), 0.5), (1, 0, 0, 0));  norm_hidden_states_1 = None
         hidden_states_6: "f32[1, 32, 128]" = torch._C._nn.linear(merge_1, ff.net.0.proj.weight, ff.net.0.proj.bias);  merge_1 = ff.net.0.proj.weight = ff.net.0.proj.bias = None
         hidden_states_7: "f32[1, 32, 128]" = torch._C._nn.gelu(hidden_states_6, approximate = 'tanh');  hidden_states_6 = None
         hidden_states_8: "f32[1, 32, 128]" = torch.nn.functional.dropout(hidden_states_7, 0.0, False, False);  hidden_states_7 = None
         hidden_states_9: "f32[1, 32, 32]" = torch._C._nn.linear(hidden_states_8, ff.net.2.weight, ff.net.2.bias);  hidden_states_8 = ff.net.2.weight = ff.net.2.bias = None
         unsqueeze_1: "f32[1, 1, 32]" = gate_mlp.unsqueeze(1);  gate_mlp = None
         ff_output: "f32[1, 32, 32]" = unsqueeze_1 * hidden_states_9;  unsqueeze_1 = hidden_states_9 = None
-        unmerge_1: "f32[1, 64, 32]" = toma_fx_ops_nodes_unmerge(ff_output, weights_1, ((8, 8), (4, 4), 0.5), (1, 0, 0));  ff_output = weights_1 = None
+        unmerge_1: "f32[1, 64, 32]" = toma_fx_ops_nodes_unmerge(ff_output, weights_1, ((8, 8), (4, 4), 0.5), (1, 0, 0, 0));  ff_output = weights_1 = None
         hidden_states_10: "f32[1, 64, 32]" = hidden_states_5 + unmerge_1;  hidden_states_5 = unmerge_1 = None
         unsqueeze_2: "f32[1, 1, 32]" = gate_msa_1.unsqueeze(1);  gate_msa_1 = None
         context_attn_output: "f32[1, 8, 32]" = unsqueeze_2 * encoder_hidden_states_1;  unsqueeze_2 = encoder_hidden_states_1 = None
@@ -282,9 +282,9 @@ class GraphModule(torch.nn.Module):
         mul: "f32[1, 72, 32]" = layer_norm * add;  layer_norm = add = None
         getitem_4: "f32[1, 1, 32]" = shift_msa[(slice(None, None, None), None)];  shift_msa = None
         x: "f32[1, 72, 32]" = mul + getitem_4;  mul = getitem_4 = None
-        select: "i64[1, 32]" = toma_fx_ops_nodes_select(x, ((8, 8), (4, 4), 0.5), (1, 8, 0))
-        weights = toma_fx_ops_nodes_weights(x, select, ((8, 8), (4, 4), 0.5), (1, 8, 0), 1000.0)
-        merge: "f32[1, 40, 32]" = toma_fx_ops_nodes_merge(x, weights, ((8, 8), (4, 4), 0.5), (1, 8, 0));  x = None
+        select: "i64[1, 32]" = toma_fx_ops_nodes_select(x, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0))
+        weights = toma_fx_ops_nodes_weights(x, select, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 1000.0)
+        merge: "f32[1, 40, 32]" = toma_fx_ops_nodes_merge(x, weights, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0));  x = None
         linear_1: "f32[1, 40, 128]" = torch._C._nn.linear(merge, proj_mlp.weight, proj_mlp.bias);  proj_mlp.weight = proj_mlp.bias = None
         mlp_hidden_states: "f32[1, 40, 128]" = torch._C._nn.gelu(linear_1, approximate = 'tanh');  linear_1 = None
         query: "f32[1, 40, 32]" = torch._C._nn.linear(merge, attn.to_q.weight, attn.to_q.bias);  attn.to_q.weight = attn.to_q.bias = None
@@ -307,10 +307,10 @@ class GraphModule(torch.nn.Module):
         stack: "f32[1, 40, 2, 8, 2]" = torch.stack([neg, x_real], dim = -1);  neg = x_real = None
         x_rotated: "f32[1, 40, 2, 16]" = stack.flatten(3);  stack = None
         float_1: "f32[1, 40, 2, 16]" = query_2.float();  query_2 = None
-        gather: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(cos_1, select, ((8, 8), (4, 4), 0.5), (1, 8, 0), 4, 1);  cos_1 = None
+        gather: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(cos_1, select, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 4);  cos_1 = None
         mul_1: "f32[1, 40, 2, 16]" = float_1 * gather;  float_1 = gather = None
         float_2: "f32[1, 40, 2, 16]" = x_rotated.float();  x_rotated = None
-        gather_1: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(sin_1, select, ((8, 8), (4, 4), 0.5), (1, 8, 0), 4, 1);  sin_1 = None
+        gather_1: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(sin_1, select, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 4);  sin_1 = None
         mul_2: "f32[1, 40, 2, 16]" = float_2 * gather_1;  float_2 = gather_1 = None
         add_2: "f32[1, 40, 2, 16]" = mul_1 + mul_2;  mul_1 = mul_2 = None
         out: "f32[1, 40, 2, 16]" = add_2.to(torch.float32);  add_2 = None
@@ -326,10 +326,10 @@ class GraphModule(torch.nn.Module):
         stack_1: "f32[1, 40, 2, 8, 2]" = torch.stack([neg_1, x_real_1], dim = -1);  neg_1 = x_real_1 = None
         x_rotated_1: "f32[1, 40, 2, 16]" = stack_1.flatten(3);  stack_1 = None
         float_3: "f32[1, 40, 2, 16]" = key_2.float();  key_2 = None
-        gather_2: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(cos_3, select, ((8, 8), (4, 4), 0.5), (1, 8, 0), 4, 1);  cos_3 = None
+        gather_2: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(cos_3, select, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 4);  cos_3 = None
         mul_3: "f32[1, 40, 2, 16]" = float_3 * gather_2;  float_3 = gather_2 = None
         float_4: "f32[1, 40, 2, 16]" = x_rotated_1.float();  x_rotated_1 = None
-        gather_3: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(sin_3, select, ((8, 8), (4, 4), 0.5), (1, 8, 0), 4, 1);  sin_3 = None
+        gather_3: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(sin_3, select, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 4);  sin_3 = None
         mul_4: "f32[1, 40, 2, 16]" = float_4 * gather_3;  float_4 = gather_3 = None
         add_3: "f32[1, 40, 2, 16]" = mul_3 + mul_4;  mul_3 = mul_4 = None
         out_1: "f32[1, 40, 2, 16]" = add_3.to(torch.float32);  add_3 = None
@@ -344,7 +344,7 @@ class GraphModule(torch.nn.Module):
         gate: "f32[1, 1, 32]" = gate_msa.unsqueeze(1);  gate_msa = None
         linear_5: "f32[1, 40, 32]" = torch._C._nn.linear(hidden_states_3, proj_out.weight, proj_out.bias);  hidden_states_3 = proj_out.weight = proj_out.bias = None
         hidden_states_4: "f32[1, 40, 32]" = gate * linear_5;  gate = linear_5 = None
-        unmerge: "f32[1, 72, 32]" = toma_fx_ops_nodes_unmerge(hidden_states_4, weights, ((8, 8), (4, 4), 0.5), (1, 8, 0));  hidden_states_4 = weights = None
+        unmerge: "f32[1, 72, 32]" = toma_fx_ops_nodes_unmerge(hidden_states_4, weights, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0));  hidden_states_4 = weights = None
         hidden_states_5: "f32[1, 72, 32]" = hidden_states + unmerge;  hidden_states = unmerge = None
         encoder_hidden_states: "f32[1, 8, 32]" = hidden_states_5[(slice(None, None, None), slice(None, 8, None))]
         hidden_states_6: "f32[1, 64, 32]" = hidden_states_5[(slice(None, None, None), slice(8, None, None))];  hidden_states_5 = None
@@ -373,8 +373,8 @@ class GraphModule(torch.nn.Module):
         mul: "f32[1, 72, 32]" = layer_norm * add;  layer_norm = add = None
         getitem_4: "f32[1, 1, 32]" = shift_msa[(slice(None, None, None), None)];  shift_msa = None
         x: "f32[1, 72, 32]" = mul + getitem_4;  mul = getitem_4 = None
-        weights = toma_fx_ops_nodes_weights(x, toma_dst_0_0, ((8, 8), (4, 4), 0.5), (1, 8, 0), 1000.0)
-        merge: "f32[1, 40, 32]" = toma_fx_ops_nodes_merge(x, weights, ((8, 8), (4, 4), 0.5), (1, 8, 0));  x = None
+        weights = toma_fx_ops_nodes_weights(x, toma_dst_0_0, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 1000.0)
+        merge: "f32[1, 40, 32]" = toma_fx_ops_nodes_merge(x, weights, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0));  x = None
         linear_1: "f32[1, 40, 128]" = torch._C._nn.linear(merge, proj_mlp.weight, proj_mlp.bias);  proj_mlp.weight = proj_mlp.bias = None
         mlp_hidden_states: "f32[1, 40, 128]" = torch._C._nn.gelu(linear_1, approximate = 'tanh');  linear_1 = None
         query: "f32[1, 40, 32]" = torch._C._nn.linear(merge, attn.to_q.weight, attn.to_q.bias);  attn.to_q.weight = attn.to_q.bias = None
@@ -397,10 +397,10 @@ class GraphModule(torch.nn.Module):
         stack: "f32[1, 40, 2, 8, 2]" = torch.stack([neg, x_real], dim = -1);  neg = x_real = None
         x_rotated: "f32[1, 40, 2, 16]" = stack.flatten(3);  stack = None
         float_1: "f32[1, 40, 2, 16]" = query_2.float();  query_2 = None
-        gather: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(cos_1, toma_dst_0_0, ((8, 8), (4, 4), 0.5), (1, 8, 0), 4, 1);  cos_1 = None
+        gather: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(cos_1, toma_dst_0_0, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 4);  cos_1 = None
         mul_1: "f32[1, 40, 2, 16]" = float_1 * gather;  float_1 = gather = None
         float_2: "f32[1, 40, 2, 16]" = x_rotated.float();  x_rotated = None
-        gather_1: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(sin_1, toma_dst_0_0, ((8, 8), (4, 4), 0.5), (1, 8, 0), 4, 1);  sin_1 = None
+        gather_1: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(sin_1, toma_dst_0_0, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 4);  sin_1 = None
         mul_2: "f32[1, 40, 2, 16]" = float_2 * gather_1;  float_2 = gather_1 = None
         add_2: "f32[1, 40, 2, 16]" = mul_1 + mul_2;  mul_1 = mul_2 = None
         out: "f32[1, 40, 2, 16]" = add_2.to(torch.float32);  add_2 = None
@@ -416,10 +416,10 @@ class GraphModule(torch.nn.Module):
         stack_1: "f32[1, 40, 2, 8, 2]" = torch.stack([neg_1, x_real_1], dim = -1);  neg_1 = x_real_1 = None
         x_rotated_1: "f32[1, 40, 2, 16]" = stack_1.flatten(3);  stack_1 = None
         float_3: "f32[1, 40, 2, 16]" = key_2.float();  key_2 = None
-        gather_2: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(cos_3, toma_dst_0_0, ((8, 8), (4, 4), 0.5), (1, 8, 0), 4, 1);  cos_3 = None
+        gather_2: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(cos_3, toma_dst_0_0, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 4);  cos_3 = None
         mul_3: "f32[1, 40, 2, 16]" = float_3 * gather_2;  float_3 = gather_2 = None
         float_4: "f32[1, 40, 2, 16]" = x_rotated_1.float();  x_rotated_1 = None
-        gather_3: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(sin_3, toma_dst_0_0, ((8, 8), (4, 4), 0.5), (1, 8, 0), 4, 1);  sin_3 = toma_dst_0_0 = None
+        gather_3: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(sin_3, toma_dst_0_0, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 4);  sin_3 = toma_dst_0_0 = None
         mul_4: "f32[1, 40, 2, 16]" = float_4 * gather_3;  float_4 = gather_3 = None
         add_3: "f32[1, 40, 2, 16]" = mul_3 + mul_4;  mul_3 = mul_4 = None
         out_1: "f32[1, 40, 2, 16]" = add_3.to(torch.float32);  add_3 = None
@@ -434,7 +434,7 @@ class GraphModule(torch.nn.Module):
         gate: "f32[1, 1, 32]" = gate_msa.unsqueeze(1);  gate_msa = None
         linear_5: "f32[1, 40, 32]" = torch._C._nn.linear(hidden_states_3, proj_out.weight, proj_out.bias);  hidden_states_3 = proj_out.weight = proj_out.bias = None
         hidden_states_4: "f32[1, 40, 32]" = gate * linear_5;  gate = linear_5 = None
-        unmerge: "f32[1, 72, 32]" = toma_fx_ops_nodes_unmerge(hidden_states_4, weights, ((8, 8), (4, 4), 0.5), (1, 8, 0));  hidden_states_4 = weights = None
+        unmerge: "f32[1, 72, 32]" = toma_fx_ops_nodes_unmerge(hidden_states_4, weights, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0));  hidden_states_4 = weights = None
         hidden_states_5: "f32[1, 72, 32]" = hidden_states + unmerge;  hidden_states = unmerge = None
         encoder_hidden_states: "f32[1, 8, 32]" = hidden_states_5[(slice(None, None, None), slice(None, 8, None))]
         hidden_states_6: "f32[1, 64, 32]" = hidden_states_5[(slice(None, None, None), slice(8, None, None))];  hidden_states_5 = None

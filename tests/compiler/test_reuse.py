@@ -27,6 +27,7 @@ def selections(monkeypatch):
 
 def compile_model(model, backend, regional: bool):
     if regional:  # dynamic=False: each token-grid size of a UNet gets its own static (mergeable) graph
+        backend = backend.configure(grid=(8, 8))  # block graphs see tokens only: the tiny 16x16 latents'
         model.compile_repeated_blocks(backend=backend, fullgraph=True, dynamic=False)
         return model
     return torch.compile(model, backend=backend, fullgraph=True)

@@ -23,7 +23,7 @@ def _tokens(B, n, C, seed=0):
 def test_merge_keeps_text_and_unmerge_restores_the_length(layout, before, after):
     L = nodes.tile_layout(layout)
     x = _tokens(2, before + L.num_tokens + after, 8)
-    seg = (before, after)
+    seg = (1, before, after, 0)
     dst = nodes.select(x, layout, seg)
     assert dst.shape == (2, L.num_merged) and dst.dtype == torch.int64
     w = nodes.weights(x, dst, layout, seg, 1000.0)
@@ -41,7 +41,7 @@ def test_unmerge_along_any_axis_matches_the_token_major_form():
     layout = LAYOUTS[0]
     L = nodes.tile_layout(layout)
     x = _tokens(2, 3 + L.num_tokens, 8)
-    w = nodes.weights(x, nodes.select(x, layout, (3, 0)), layout, (3, 0), 1000.0)
+    w = nodes.weights(x, nodes.select(x, layout, (1, 3, 0, 0)), layout, (1, 3, 0, 0), 1000.0)
     y = torch.randn(2, 3 + L.num_merged, 4, 6)  # (B, tokens, heads, head_dim)
     heads_first = nodes.unmerge(y.transpose(1, 2), w, layout, (2, 3, 0, 0))  # (B, heads, tokens, head_dim)
     token_major = nodes.unmerge(y.flatten(2), w, layout, (1, 3, 0, 0)).unflatten(2, (4, 6))
@@ -50,13 +50,27 @@ def test_unmerge_along_any_axis_matches_the_token_major_form():
     torch.testing.assert_close(batch_last.permute(3, 0, 1, 2), token_major)
 
 
+def test_a_sequence_first_source_merges_as_a_batch_first_one():
+    """`(L, B, C)` sources (ERNIE-Image) merge with tokens on axis 0 and samples on axis 1."""
+    layout = LAYOUTS[1]
+    L = nodes.tile_layout(layout)
+    x = _tokens(2, 3 + L.num_tokens, 8)
+    rows = (1, 3, 0, 0)
+    dst = nodes.select(x, layout, rows)
+    w = nodes.weights(x, dst, layout, rows, 1000.0)
+    seq_first = (0, 3, 0, 1)
+    assert torch.equal(nodes.select(x.transpose(0, 1), layout, seq_first), dst)
+    merged = nodes.merge(x.transpose(0, 1), w, layout, seq_first)
+    torch.testing.assert_close(merged.transpose(0, 1), nodes.merge(x, w, layout, rows))
+
+
 def test_gather_takes_destination_rows_and_keeps_text_rows():
     layout = LAYOUTS[1]
     L = nodes.tile_layout(layout)
     text = 5
     table = torch.randn(text + L.num_tokens, 16)  # RoPE-style (tokens, dim), no batch
     x = _tokens(2, text + L.num_tokens, 8)
-    dst = nodes.select(x, layout, (text, 0))
+    dst = nodes.select(x, layout, (1, text, 0, 0))
     # as Flux uses it: table[None, :, None, :] against q of shape (B, tokens, heads, head_dim)
     got = nodes.gather(table[None, :, None, :], dst, layout, (1, text, 0, 0), 4)
     assert got.shape == (2, text + L.num_merged, 1, 16)
@@ -71,7 +85,7 @@ def test_gather_takes_destination_rows_and_keeps_text_rows():
 def test_gathered_positions_are_distinct_tokens(layout):
     L = nodes.tile_layout(layout)
     x = _tokens(3, L.num_tokens, 8)
-    dst = nodes.select(x, layout, (0, 0))
+    dst = nodes.select(x, layout, (1, 0, 0, 0))
     ids = nodes.gather(torch.arange(L.num_tokens), dst, layout, (1, 0, 0, 0), 2)  # (B, Nm) raster ids
     assert ids.shape == (3, L.num_merged)
     for b in range(3):

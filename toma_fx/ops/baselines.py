@@ -34,7 +34,7 @@ def strided_destinations(
     """
     sy, sx = cell
     (block,) = layout.blocks
-    th, tw = block.tile_h, block.tile_w
+    th, tw = block.tile
     if th % sy or tw % sx or block.keep * sy * sx != block.tile_size:
         raise ValueError(
             f"cell {cell} must divide the tile {layout.tile} and leave K = {block.keep} cells per tile"

@@ -95,10 +95,22 @@ def build(name: str, size: str = "tiny", *, seed: int = 0, device="cpu", dtype=t
     default = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
-        with torch.device(device):
+        with torch.device(device), _NoUninitializedWeights():
             return getattr(diffusers, entry.cls)(**(entry.tiny if size == "tiny" else entry.published)).eval()
     finally:
         torch.set_default_dtype(default)
+
+
+class _NoUninitializedWeights(torch.overrides.TorchFunctionMode):
+    """`torch.empty` floats drawn from the seeded generator instead: some classes leave weights to a
+    checkpoint (`nn.Parameter(torch.empty(...))`), and memory left as it was would make a random-weight
+    model differ from run to run (or hold NaNs)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.empty and (kwargs.get("dtype") or torch.get_default_dtype()).is_floating_point:
+            return torch.randn(*args, **kwargs).mul_(0.02)
+        return func(*args, **kwargs)
 
 
 def inputs(
