@@ -31,11 +31,12 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+from torch.fx import GraphModule, Node
+from torch.fx.operator_schemas import normalize_function
+
 from toma_fx.passes.grid import ContextGrid, Grid, grid_of
 from toma_fx.passes.rows import Axis, RowOrigins, Segment, is_state, row_origins
 from toma_fx.passes.rules import LINEAR, SDPA, example
-from torch.fx import GraphModule, Node
-from torch.fx.operator_schemas import normalize_function
 
 __all__ = ["Candidate", "Skip", "discover", "module_path", "user_inputs"]
 

@@ -16,12 +16,12 @@ import operator
 
 import torch
 import torch.nn.functional as F
-from toma_fx.passes.rules import LINEAR, SDPA, example
 from torch.fx import GraphModule, Node
 from torch.fx.experimental.symbolic_shapes import free_symbols
 from torch.fx.operator_schemas import normalize_function
 
 from toma_fx.ops import nodes
+from toma_fx.passes.rules import LINEAR, SDPA, example
 
 __all__ = ["node_flops"]
 

@@ -23,9 +23,10 @@ import math
 import re
 from dataclasses import dataclass
 
+from torch.fx import Node
+
 from toma_fx.passes.rows import RowOrigins, Segment
 from toma_fx.passes.rows.ids import coordinate_table, raster_run
-from torch.fx import Node
 
 __all__ = ["ContextGrid", "Grid", "context_grids", "grid_of", "id_grids", "input_name"]
 

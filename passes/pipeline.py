@@ -23,6 +23,10 @@ import warnings
 from dataclasses import dataclass, field
 
 import torch
+from torch.fx import GraphModule
+from torch.fx.experimental.symbolic_shapes import free_symbols
+
+from toma_fx.config import ToMAConfig
 from toma_fx.passes.discover import Skip, discover, user_inputs
 from toma_fx.passes.flops import node_flops
 from toma_fx.passes.grid import context_grids
@@ -30,10 +34,6 @@ from toma_fx.passes.plan import group, plan
 from toma_fx.passes.rewrite import Rewrite, analyse, apply
 from toma_fx.passes.rows.ids import coordinate_table, raster_run
 from toma_fx.passes.verify import propagate
-from torch.fx import GraphModule
-from torch.fx.experimental.symbolic_shapes import free_symbols
-
-from toma_fx.config import ToMAConfig
 
 __all__ = ["FallbackWarning", "Result", "copy_graph", "graph_name", "run", "warn_fallback"]
 

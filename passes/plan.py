@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from toma_fx.passes.discover import Candidate, Skip
-from toma_fx.passes.rules import example
 from torch.fx.experimental.symbolic_shapes import has_free_symbols
 
 from toma_fx.config import ToMAConfig
 from toma_fx.ops.nodes import Layout, tile_layout
+from toma_fx.passes.discover import Candidate, Skip
+from toma_fx.passes.rules import example
 
 __all__ = ["Site", "fit_tile", "group", "plan"]
 

@@ -29,12 +29,12 @@ import operator
 from dataclasses import dataclass, field
 
 import torch
-from toma_fx.passes.discover import Skip
-from toma_fx.passes.plan import Site
-from toma_fx.passes.rules import LINEAR, Context, Flow, Stop, Tokens, follow
 from torch.fx import GraphModule, Node
 
 from toma_fx.ops import nodes
+from toma_fx.passes.discover import Skip
+from toma_fx.passes.plan import Site
+from toma_fx.passes.rules import LINEAR, Context, Flow, Stop, Tokens, follow
 
 __all__ = ["Rewrite", "analyse", "apply"]
 

@@ -22,11 +22,11 @@ import operator
 from dataclasses import dataclass
 
 import torch
-from toma_fx.passes.pipeline import Result, copy_graph
-from toma_fx.passes.verify import propagate
 from torch.fx import GraphModule, Node, map_arg
 
 from toma_fx.ops import nodes
+from toma_fx.passes.pipeline import Result, copy_graph
+from toma_fx.passes.verify import propagate
 
 __all__ = ["Slot", "Variant", "block_key", "build", "looks_like_one_block"]
 

@@ -100,7 +100,9 @@ def test_a_transposed_resolution_gets_its_own_grid(name):
     transposed = generate(pipe, inputs, steps=2, size=(96, 128))
     fresh = build_pipeline(name)
     apply(fresh, SMALL, inner="aot_eager")
-    torch.testing.assert_close(transposed, generate(fresh, inputs, steps=2, size=(96, 128)), rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        transposed, generate(fresh, inputs, steps=2, size=(96, 128)), rtol=0, atol=1e-6
+    )
     with torch._dynamo.config.patch(error_on_recompile=True):
         generate(pipe, inputs, steps=2, size=(128, 96))
         assert torch.equal(generate(pipe, inputs, steps=2, size=(96, 128)), transposed)

@@ -17,11 +17,12 @@ import math
 from dataclasses import dataclass, field
 
 import torch
+from torch.fx import GraphModule, Node
+from torch.fx.experimental.symbolic_shapes import free_symbols
+
 from toma_fx.passes.rows.ids import coordinate_table, raster_run
 from toma_fx.passes.rows.types import Axis, Dims, Factor, Segment, axis_size, opaque
 from toma_fx.passes.rules.registry import Registry
-from torch.fx import GraphModule, Node
-from torch.fx.experimental.symbolic_shapes import free_symbols
 
 __all__ = ["ROWS", "Many", "RowOrigins", "is_state", "row_origins"]
 

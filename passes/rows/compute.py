@@ -16,12 +16,13 @@ from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
+from torch.fx import Node
+from torch.fx.operator_schemas import normalize_function
+
 from toma_fx.passes.rows.analysis import ROWS, Many, RowOrigins
 from toma_fx.passes.rows.types import Axis, Dims, Factor, Segment, axis_size, cut, opaque, unit
 from toma_fx.passes.rules.contractions import LINEAR, SDPA
 from toma_fx.passes.rules.tokens import example
-from torch.fx import Node
-from torch.fx.operator_schemas import normalize_function
 
 __all__ = ["broadcast"]
 

@@ -13,10 +13,11 @@ import operator
 
 import torch
 import torch.nn.functional as F
+from torch.fx import Node
+
 from toma_fx.passes.rows.analysis import ROWS, Many, RowOrigins
 from toma_fx.passes.rows.types import Axis, Dims, axis_size, coalesced, cut, opaque, unit
 from toma_fx.passes.rules.tokens import example
-from torch.fx import Node
 
 __all__ = []
 

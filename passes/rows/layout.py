@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.fx import Node
+
 from toma_fx.passes.rows.analysis import ROWS, RowOrigins
 from toma_fx.passes.rows.types import Axis, Dims, Factor, Segment, axis_size, opaque, unit
 from toma_fx.passes.rules.layout import perm_of
 from toma_fx.passes.rules.tokens import example
-from torch.fx import Node
 
 __all__ = ["reshaped"]
 

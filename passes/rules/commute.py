@@ -11,9 +11,10 @@ ambiguity is a `Stop` with the reason. An int argument equal to the token count 
 from __future__ import annotations
 
 import torch
-from toma_fx.passes.rules.tokens import Context, Flow, Stop, Tokens, example
 from torch.fx import Node
 from torch.fx.node import map_aggregate
+
+from toma_fx.passes.rules.tokens import Context, Flow, Stop, Tokens, example
 
 __all__ = ["MAX_ELEMENTS", "check"]
 

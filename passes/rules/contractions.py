@@ -16,10 +16,11 @@ from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
-from toma_fx.passes.rules.flow import FLOW
-from toma_fx.passes.rules.tokens import Context, Flow, Stop, Tokens, aligned_size, example
 from torch.fx import Node
 from torch.fx.operator_schemas import normalize_function
+
+from toma_fx.passes.rules.flow import FLOW
+from toma_fx.passes.rules.tokens import Context, Flow, Stop, Tokens, aligned_size, example
 
 __all__ = ["LINEAR", "SDPA"]
 

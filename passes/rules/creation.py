@@ -8,10 +8,11 @@ device is harmless; reading the shape of the token axis stops the region.
 from __future__ import annotations
 
 import torch
+from torch.fx import Node
+
 from toma_fx.passes.rules.flow import FLOW
 from toma_fx.passes.rules.layout import sizes_of
 from toma_fx.passes.rules.tokens import Context, Flow, Stop, Tokens, example
-from torch.fx import Node
 
 __all__ = []
 

@@ -9,11 +9,12 @@ flows only when that commutes (output rows of the subset = the subset of the out
 from __future__ import annotations
 
 import torch
+from torch.fx import Node
+from torch.fx.experimental.symbolic_shapes import free_symbols
+
 from toma_fx.passes.rules.commute import check
 from toma_fx.passes.rules.registry import Registry, target_name
 from toma_fx.passes.rules.tokens import Context, Flow, Stop
-from torch.fx import Node
-from torch.fx.experimental.symbolic_shapes import free_symbols
 
 __all__ = ["FLOW", "follow"]
 

@@ -11,9 +11,10 @@ import operator
 from dataclasses import replace
 
 import torch
+from torch.fx import Node
+
 from toma_fx.passes.rules.flow import FLOW
 from toma_fx.passes.rules.tokens import Context, Flow, Stop, Tokens, example
-from torch.fx import Node
 
 __all__ = ["slice_tokens"]
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.fx import Node
+
 from toma_fx.passes.rules.flow import FLOW
 from toma_fx.passes.rules.tokens import Context, Flow, Stop, Tokens, example
-from torch.fx import Node
 
 __all__ = ["kept_axis", "perm_of", "sizes_of"]
 

@@ -14,9 +14,10 @@ import operator
 
 import torch
 import torch.nn.functional as F
+from torch.fx import Node
+
 from toma_fx.passes.rules.flow import FLOW
 from toma_fx.passes.rules.tokens import Context, Flow, Stop, aligned_size, example
-from torch.fx import Node
 
 __all__ = ["pointwise"]
 

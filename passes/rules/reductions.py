@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.fx import Node
+
 from toma_fx.passes.rules.flow import FLOW
 from toma_fx.passes.rules.tokens import Context, Flow, Stop, Tokens
-from torch.fx import Node
 
 __all__ = []
 

@@ -2,13 +2,12 @@
 
 import pytest
 import torch
-from toma_fx.passes import pipeline
 
 import toma_fx
 from toma_fx import ToMAConfig, toma_backend
 from toma_fx.config import REGION_KINDS
-
 from toma_fx.ops import nodes
+from toma_fx.passes import pipeline
 
 from .helpers import FixedDestinations, Recorder, compiled_run, identity_merges, output, small, tiny
 

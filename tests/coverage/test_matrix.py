@@ -15,9 +15,9 @@ import math
 
 import pytest
 import torch
-from toma_fx.passes import pipeline
 
 from toma_fx import ToMAConfig, zoo
+from toma_fx.passes import pipeline
 
 from ..compiler.helpers import identity_merges
 from .expected import EXPECTED
