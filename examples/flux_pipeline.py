@@ -4,7 +4,7 @@ Cond and uncond run as two calls per step (`true_cfg_scale`); `toma_fx.apply` tr
 `cache_context("cond"/"uncond")` so each branch keeps its own destinations.
 
     python examples/flux_pipeline.py            # mid-size Flux-like transformer, 512x512
-    python examples/flux_pipeline.py tiny
+    python examples/flux_pipeline.py tiny aot_eager   # what the tests run
 """
 
 import sys
@@ -16,12 +16,13 @@ import toma_fx
 from toma_fx.pipelines import build_pipeline, prompt_inputs
 
 size = sys.argv[1] if len(sys.argv) > 1 else "mid"
+compiler = sys.argv[2] if len(sys.argv) > 2 else "inductor"  # or aot_eager: the same graphs, no kernels
 side = 512 if size != "tiny" else 128
 pipe = build_pipeline("flux", size)
 inputs = prompt_inputs("flux", pipe)  # includes true_cfg_scale=2.0 and negative embeddings
 
 config = toma_fx.ToMAConfig(select_every=3, min_tokens=1024 if size != "tiny" else 16)
-toma_fx.apply(pipe, config)
+toma_fx.apply(pipe, config, inner=compiler)
 for i in range(2):
     start = time.perf_counter()
     with torch.no_grad():

@@ -64,3 +64,14 @@ def _int_at_least(text: str, low: int) -> int:
     if value < low:
         raise argparse.ArgumentTypeError(f"must be an int >= {low}, got {text!r}")
     return value
+
+
+def compiler_flag(p: argparse.ArgumentParser) -> None:
+    """`--compiler`: what compiles the graphs, plain and ToMA alike."""
+    p.add_argument(
+        "--compiler",
+        choices=["inductor", "aot_eager"],
+        default="inductor",
+        help="inductor (default: fused kernels, what is timed), or aot_eager: the same graphs without code "
+        "generation, to check numerics quickly or where no C++ compiler is installed",
+    )

@@ -32,6 +32,7 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
         "--min-tokens", type=argtypes.count, default=1024, help="merge token sets of at least this"
     )
     p.add_argument("--select-every", type=argtypes.count, default=1, help="select destinations every n steps")
+    argtypes.compiler_flag(p)
 
 
 def _model_flags(p: argparse.ArgumentParser, *, default_arch: str | None) -> None:
@@ -141,7 +142,7 @@ def _demo(args) -> int:
     report = run_demo(
         args.out, models=tuple(args.models), size=size, resolution=_resolution(args, size), steps=args.steps,
         batch=args.batch, config=_config(args), model_path=args.model, prompts=tuple(args.prompt),
-        device=args.device, regional=not args.whole,
+        device=args.device, regional=not args.whole, compiler=args.compiler,
     )  # fmt: skip
     env, (h, w) = report["environment"], report["resolution"]
     print(f"{env['device']}, torch {env['torch']}, {env['dtype']}; {report['steps']} steps at {h}x{w}, "
@@ -172,7 +173,7 @@ def _generate(args) -> int:
     dev, dtype = device_and_dtype(args.device, None)
     h, w = _resolution(args, _size(args))
     pipe, _, inputs = _pipeline(args, dev, dtype)
-    apply(pipe, _config(args))
+    apply(pipe, _config(args), inner=args.compiler)
     pipe.set_progress_bar_config(disable=False)
     times = []
     for _ in range(2):  # the first call compiles

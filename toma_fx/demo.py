@@ -44,8 +44,10 @@ def run_demo(
     prompts: tuple[str, ...] = (),
     device: str | None = None,
     regional: bool = True,
+    compiler: str = "inductor",
 ) -> dict:
-    """Run every model plain and with ToMA; write `report.json` and `comparison.png` into `out_dir`."""
+    """Run every model plain and with ToMA; write `report.json` and `comparison.png` into `out_dir`.
+    `compiler` "aot_eager" compiles without Inductor (quick, and no speed measurement)."""
     dev, dtype = device_and_dtype(device, None)
     size = size or ("full" if dev.type == "cuda" else "mid")
     resolution = resolution or ((1024, 1024) if size == "full" else (512, 512))
@@ -57,7 +59,8 @@ def run_demo(
         pipe, arch, inputs = open_pipeline(
             name, size, batch=batch, prompts=prompts, device=dev, dtype=model_dtype
         )
-        plain, toma = methods.compiled(regional=regional), methods.toma(config, regional=regional)
+        plain = methods.compiled(regional=regional, compiler=compiler)
+        toma = methods.toma(config, regional=regional, inner=compiler)
         (p, t), images = measure(
             pipe, arch, inputs, [plain, toma], resolution=resolution, steps=steps, progress=True
         )

@@ -8,7 +8,14 @@ from toma_fx.cli import main
 
 
 def test_run_times_every_kind_of_step():
-    r = steps.run("plain-dit", "tiny", latent=(16, 16), config=ToMAConfig(min_tokens=16), repeats=1)
+    r = steps.run(
+        "plain-dit",
+        "tiny",
+        latent=(16, 16),
+        config=ToMAConfig(min_tokens=16),
+        repeats=1,
+        compiler="aot_eager",
+    )
     assert set(r["ms"]) == set(steps.KINDS) and all(ms > 0 for ms in r["ms"].values())
     assert r["selection_share"] == pytest.approx(
         (r["ms"]["select"] - r["ms"]["reuse"]) / r["ms"]["select"], abs=0.01

@@ -46,11 +46,12 @@ def eager() -> Method:
     return Method("eager", "eager", lambda pipe: lambda: None)
 
 
-def compiled(*, regional: bool = True) -> Method:
-    """Plain `torch.compile` with Inductor: the baseline every speedup is measured against."""
+def compiled(*, regional: bool = True, compiler: str = "inductor") -> Method:
+    """Plain `torch.compile` (with Inductor unless `compiler` says otherwise): the baseline every
+    speedup is measured against."""
 
     def install(pipe) -> Undo:
-        return compile_denoiser(denoiser_of(pipe), regional=regional)
+        return compile_denoiser(denoiser_of(pipe), regional=regional, backend=compiler)
 
     return Method("compile", "compile", install)
 
@@ -75,7 +76,7 @@ def toma(config: ToMAConfig, *, regional: bool = True, inner="inductor", name: s
     return Method(label, "toma", install, ratio=config.ratio, flop_ideal=flop_ideal)
 
 
-def tomesd(ratio: float, *, max_downsample: int, regional: bool = True) -> Method:
+def tomesd(ratio: float, *, max_downsample: int, regional: bool = True, compiler: str = "inductor") -> Method:
     """tomesd's `apply_patch(pipe, ratio, max_downsample, use_rand=False)`, then compiled as `compiled()`."""
     import tomesd as tomesd_lib
 
@@ -88,7 +89,7 @@ def tomesd(ratio: float, *, max_downsample: int, regional: bool = True) -> Metho
         patched = [m for m in unet.modules() if type(m).__name__ == "ToMeBlock"]
         for block in patched:
             block.__class__ = type(patched[0])
-        uncompile = compile_denoiser(denoiser_of(pipe), regional=regional)
+        uncompile = compile_denoiser(denoiser_of(pipe), regional=regional, backend=compiler)
 
         def undo():
             uncompile()

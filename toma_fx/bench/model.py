@@ -44,12 +44,16 @@ def run(
     dtype: torch.dtype | None = None,
     repeats: int = 10,
     mode: str | None = None,
+    compiler: str = "inductor",
 ) -> dict:
     """Median ms per call, plain and ToMA, the measured and FLOP-ideal speedups, and the regions."""
     config = config or ToMAConfig()
     model, inputs, report, dev = prepare(arch, size, latent, batch, config, device, dtype)
-    plain = torch.compile(model, backend="inductor", mode=mode, fullgraph=True)
-    ours = torch.compile(model, backend=toma_backend.configure(config), mode=mode, fullgraph=True)
+    modes = {"mode": mode} if compiler == "inductor" else {}
+    plain = torch.compile(model, backend=compiler, fullgraph=True, **modes)
+    ours = torch.compile(
+        model, backend=toma_backend.configure(config, inner=compiler), fullgraph=True, **modes
+    )
     timings: dict[str, list[float]] = {"plain": [], "toma": []}
     with torch.no_grad():
         for fn in (plain, ours):  # compile and warm up
@@ -93,6 +97,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
     p.add_argument("--mode", default=None, help="torch.compile mode for every compiled model")
+    argtypes.compiler_flag(p)
     p.add_argument("--json", metavar="PATH", help="write environment and result to this JSON file")
 
 
@@ -110,7 +115,7 @@ def parse(p: argparse.ArgumentParser, argv: list[str] | None) -> tuple[argparse.
     print(" | ".join(f"{k}: {v}" for k, v in env.items()))
     kwargs = dict(
         latent=args.latent, batch=args.batch, config=config, device=args.device, dtype=dtype,
-        repeats=args.repeats, mode=args.mode,
+        repeats=args.repeats, mode=args.mode, compiler=args.compiler,
     )  # fmt: skip
     return args, kwargs, env
 

@@ -168,18 +168,22 @@ def breakdown(
 
 
 def methods_for(
-    pipe, config: ToMAConfig, ratios, *, latent, regional: bool, eager: bool, tomesd: bool
+    pipe, config: ToMAConfig, ratios, *, latent, regional: bool, eager: bool, tomesd: bool, compiler: str
 ) -> tuple[list[M.Method], dict[str, str]]:
     """The methods to run, and the reasons for those left out."""
     chosen = [M.eager()] if eager else []
-    chosen.append(M.compiled(regional=regional))
-    chosen += [M.toma(config.replace(ratio=r), regional=regional) for r in ratios]
+    chosen.append(M.compiled(regional=regional, compiler=compiler))
+    chosen += [M.toma(config.replace(ratio=r), regional=regional, inner=compiler) for r in ratios]
     skipped = {}
     if tomesd:
         reason = M.tomesd_skip_reason(pipe)
         if reason is None:
             depth = M.tomesd_max_downsample(latent, config.min_tokens)
-            chosen += [M.tomesd(r, max_downsample=depth, regional=regional) for r in ratios if r > 0]
+            chosen += [
+                M.tomesd(r, max_downsample=depth, regional=regional, compiler=compiler)
+                for r in ratios
+                if r > 0
+            ]
         else:
             skipped["tomesd"] = reason
     return chosen, skipped
@@ -206,12 +210,15 @@ def run(
     prompts: tuple[str, ...] = (),
     extra: tuple[M.Method, ...] = (),
     progress: bool = True,
+    compiler: str = "inductor",
 ) -> dict:
     """The whole benchmark on one pipeline; writes the report files into `out_dir` and returns the report.
 
     `config` gives tiles, token threshold and schedule; each ToMA run replaces its ratio. `steps`
     defaults to the pipeline's own default on full-size models (SDXL 50, Flux 28) and to 8 otherwise.
-    `extra` methods run after the others (tests use it for a deliberately corrupted run)."""
+    `extra` methods run after the others (tests use it for a deliberately corrupted run). `compiler`
+    "aot_eager" compiles without Inductor (the numbers are then no speed measurement, and no profile
+    is taken: it cuts Inductor's graphs)."""
     import importlib.util
 
     from toma_fx.bench import semantic
@@ -236,7 +243,7 @@ def run(
     steps = steps or (_default_steps(pipe) if size == "full" else 8)
     latent = (resolution[0] // pipe.vae_scale_factor, resolution[1] // pipe.vae_scale_factor)
     chosen, skipped = methods_for(
-        pipe, config, ratios, latent=latent, regional=regional, eager=eager, tomesd=tomesd
+        pipe, config, ratios, latent=latent, regional=regional, eager=eager, tomesd=tomesd, compiler=compiler
     )
     rows, images = measure(
         pipe, arch, inputs, [*chosen, *extra], resolution=resolution, steps=steps, scorers=scorers,
@@ -244,7 +251,7 @@ def run(
     )  # fmt: skip
     merged = [r for r in ratios if r > 0]
     profiled = None
-    if profile and merged:
+    if profile and merged and compiler == "inductor":
         ratio = 0.5 if 0.5 in merged else merged[-1]
         profiled = breakdown(
             pipe, inputs, config.replace(ratio=ratio), resolution=resolution, steps=steps, regional=regional
@@ -340,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reuse-weights", action="store_true")
     p.add_argument("--kinds", nargs="+", choices=sorted(REGION_KINDS), help="what ToMA merges (default: all)")
     p.add_argument("--whole", action="store_true", help="compile whole denoisers, not their blocks")
+    argtypes.compiler_flag(p)
     p.add_argument("--no-eager", action="store_true", help="leave out the eager run")
     p.add_argument("--no-tomesd", action="store_true", help="leave out tomesd")
     p.add_argument("--no-profile", action="store_true", help="leave out the profiled ToMA run")
@@ -362,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
             ratios=tuple(args.ratios), config=config, regional=not args.whole, eager=not args.no_eager,
             tomesd=not args.no_tomesd, profile=not args.no_profile, true_cfg=args.true_cfg,
             device=args.device, dino=args.dino, clip=args.clip, prompts=tuple(args.prompt),
+            compiler=args.compiler,
         )  # fmt: skip
     except ValueError as e:
         print(f"toma-fx bench: error: {e}", file=sys.stderr)

@@ -45,7 +45,7 @@ def fixed_destinations(x: torch.Tensor, layout: nodes.Layout, rows: nodes.Rows) 
     return L.join_merged(parts)[..., 0]
 
 
-def _without_selection(mode):
+def _without_selection(mode, compiler: str):
     """An inner compiler: the rewritten graph with `fixed_destinations` in place of the selection op."""
 
     def compile_(gm, example_inputs):
@@ -55,6 +55,8 @@ def _without_selection(mode):
         for node in gm.graph.find_nodes(op="call_function", target=nodes.select):
             node.target = fixed_destinations
         gm.recompile()
+        if compiler != "inductor":
+            return torch._dynamo.lookup_backend(compiler)(gm, example_inputs)
         return compile_fx(gm, example_inputs, config_patches=list_mode_options(mode) if mode else None)
 
     return compile_
@@ -71,14 +73,18 @@ def run(
     dtype: torch.dtype | None = None,
     repeats: int = 10,
     mode: str | None = None,
+    compiler: str = "inductor",
 ) -> dict:
     """Median ms per call of each kind of step, with speedups over plain and the selection overhead."""
     config = (config or ToMAConfig()).replace(warmup_steps=1, merge_every=1, select_every=2)
     model, inputs, report, dev = prepare(arch, size, latent, batch, config, device, dtype)
-    plain = torch.compile(model, backend="inductor", mode=mode, fullgraph=True)
-    ours = torch.compile(model, backend=toma_backend.configure(config), mode=mode, fullgraph=True)
+    modes = {"mode": mode} if compiler == "inductor" else {}
+    plain = torch.compile(model, backend=compiler, fullgraph=True, **modes)
+    ours = torch.compile(
+        model, backend=toma_backend.configure(config, inner=compiler), fullgraph=True, **modes
+    )
     unscheduled = config.replace(warmup_steps=0, select_every=1)
-    fixed_backend = toma_backend.configure(unscheduled, inner=_without_selection(mode))
+    fixed_backend = toma_backend.configure(unscheduled, inner=_without_selection(mode, compiler))
     fixed = torch.compile(model, backend=fixed_backend, fullgraph=True)
 
     def at_step(i):
