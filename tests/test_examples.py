@@ -17,7 +17,7 @@ EXAMPLES = Path(__file__).parents[1] / "examples"
 # example -> (arguments, a pattern every run must print, how many times)
 PROMISES = {
     "compile_new_dit.py": (["tiny"], r"FLOP-ideal speedup \d+\.\d\dx", 1),
-    "explain_model.py": (["tiny"], r"merged per kind: \{'joint': \d+, 'mlp': \d+, 'single': \d+\}", 1),
+    "explain_model.py": (["tiny"], r"merged per kind: \{'self': 11, 'cross': 11, 'mlp': 11\}", 1),
     "flux_pipeline.py": (["tiny", "aot_eager"], r"generation \d: \(128, 128\)", 2),
     "merge_tokens.py": (["tiny"], r"\d+ tokens -> \d+ merged; reconstruction PSNR \d+\.\d\d dB", 1),
     "regional_compile.py": (["tiny", "aot_eager"], r"step \d: \|v\| = \d+\.\d\d", 6),
