@@ -10,7 +10,8 @@ setup:
 demo: setup
 	$(PYTHON) -m toma_fx demo
 
+# One worker per core (at most 4: each holds compiled models in memory).
 test: setup
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n auto --maxprocesses 4
 
 .PHONY: setup demo test
