@@ -19,6 +19,17 @@ def tile(text: str) -> tuple[int, int]:
     return h, w
 
 
+def sizes(text: str) -> tuple[int, ...]:
+    """'64x64' or '8x32x32' -> (64, 64) / (8, 32, 32): a 2-D or 3-D grid or tile."""
+    try:
+        values = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        values = ()
+    if len(values) not in (2, 3) or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"must look like 4x4 or 2x4x4 (positive ints), got {text!r}")
+    return values
+
+
 def tiles(text: str) -> list[tuple[int, int]]:
     """'4x4,8x8' -> [(4, 4), (8, 8)]."""
     return [tile(part.strip()) for part in text.split(",")]

@@ -73,6 +73,11 @@ class Registry:
 
 
 def _out_of_place(name: str) -> str:
+    """`mul_` -> `mul`, `__iadd__` -> `add`, `__mul__` -> `mul`."""
+    if name.startswith("__i") and name.endswith("__"):
+        return name[3:-2]
+    if name.startswith("__") and name.endswith("__"):
+        return name[2:-2]
     return name[:-1] if name.endswith("_") and not name.startswith("_") else name
 
 

@@ -2,6 +2,8 @@
 `torch.compile` (Inductor), in one run, next to the FLOP-ideal speedup from `toma_fx.explain`.
 
     toma-fx bench model --arch flux --size mid --latent 128x128 --ratio 0.5
+    toma-fx bench model --arch qwen-image --size mid --grid 64x64     # any zoo entry with a mid size
+    toma-fx bench model --arch wan2.1 --size mid --grid 8x32x32 --tile 2x4x4
 
 Both compiled models are warmed up (compiled) first; then calls alternate plain / ToMA so that drift
 in clock speed or cache state hits both alike. Speedup = plain median / ToMA median.
@@ -16,7 +18,7 @@ import statistics
 
 import torch
 
-from toma_fx import ToMAConfig, argtypes, explain, toma_backend
+from toma_fx import ToMAConfig, argtypes, explain, toma_backend, zoo
 from toma_fx.architectures import ARCHITECTURES, build, example_inputs
 from toma_fx.bench.timing import device_and_dtype, environment, time_call
 
@@ -24,10 +26,15 @@ __all__ = ["add_arguments", "main", "parse", "prepare", "run"]
 
 
 def prepare(arch: str, size: str, latent, batch: int, config: ToMAConfig, device, dtype):
-    """The model on its device, its example inputs, `explain`'s report, and the device."""
+    """The model on its device, its example inputs, `explain`'s report, and the device. `latent` is the
+    latent `(H, W)` of a built-in architecture, or the token grid of a zoo entry."""
     dev, dt = device_and_dtype(device, dtype)
-    model = build(arch, size).to(dev, dt)
-    inputs = example_inputs(arch, model, batch=batch, latent=latent)
+    if arch in ARCHITECTURES:
+        model = build(arch, size).to(dev, dt)
+        inputs = example_inputs(arch, model, batch=batch, latent=latent)
+    else:
+        model = zoo.build(arch, "published" if size == "full" else size, device=dev, dtype=dt)
+        inputs = zoo.inputs(arch, model, grid=tuple(latent), batch=batch)
     report = explain(model, **inputs, config=config)
     torch._dynamo.reset()
     return model, inputs, report, dev
@@ -84,14 +91,18 @@ def run(
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The flags every whole-model benchmark takes."""
-    p.add_argument("--arch", choices=sorted(ARCHITECTURES), default="flux")
+    mids = [name for name, e in zoo.DENOISERS.items() if e.mid is not None]
+    p.add_argument("--arch", choices=[*sorted(ARCHITECTURES), *mids], default="flux")
     p.add_argument("--size", choices=["tiny", "mid", "full"], default="mid")
     p.add_argument(
         "--latent", type=argtypes.tile, default=(128, 128), help="latent HxW (pixels / 8), e.g. 128x128"
     )
+    p.add_argument(
+        "--grid", type=argtypes.sizes, help=f"token grid of a zoo entry ({', '.join(mids)}), e.g. 64x64"
+    )
     p.add_argument("--batch", type=argtypes.count, default=1)
     p.add_argument("--ratio", type=argtypes.ratio, default=0.5)
-    p.add_argument("--tile", type=argtypes.tile, default=(4, 4))
+    p.add_argument("--tile", type=argtypes.sizes, default=(4, 4), help="4x4, or 2x4x4 for videos")
     p.add_argument("--min-tokens", type=argtypes.count, default=1024)
     p.add_argument("--repeats", type=argtypes.count, default=10)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
@@ -113,8 +124,10 @@ def parse(p: argparse.ArgumentParser, argv: list[str] | None) -> tuple[argparse.
         "timer": f"wall clock per call, median of {args.repeats} alternating calls",
     }
     print(" | ".join(f"{k}: {v}" for k, v in env.items()))
+    if (args.arch in ARCHITECTURES) == (args.grid is not None):
+        p.error("--grid is for zoo entries, --latent for the built-in architectures")
     kwargs = dict(
-        latent=args.latent, batch=args.batch, config=config, device=args.device, dtype=dtype,
+        latent=args.grid or args.latent, batch=args.batch, config=config, device=args.device, dtype=dtype,
         repeats=args.repeats, mode=args.mode, compiler=args.compiler,
     )  # fmt: skip
     return args, kwargs, env

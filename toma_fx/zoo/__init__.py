@@ -46,6 +46,8 @@ class Denoiser:
         text_order: where text rows sit in the sequences text and image share: "text-image",
             "image-text", or None when text reaches the image tokens only as cross-attention keys.
         notes: what is special about the class (how text and image meet, its RoPE, its attention).
+        mid: constructor kwargs of a mid-size model for CPU benchmarks (a few blocks at real widths),
+            where one is defined.
         extra: limits on the grids the class takes: `square` (True: H == W), `grid_multiple` (each
             axis a multiple of these), `frames` (the frame counts allowed), `min_frames`.
     """
@@ -60,6 +62,7 @@ class Denoiser:
     text_tokens: int = 8
     text_order: str | None = None
     notes: str = ""
+    mid: dict | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -85,18 +88,21 @@ def _entry(name: str) -> Denoiser:
 
 
 def build(name: str, size: str = "tiny", *, seed: int = 0, device="cpu", dtype=torch.float32) -> nn.Module:
-    """The denoiser `name` with random weights in eval mode: `size` "tiny" or "published"."""
+    """The denoiser `name` with random weights in eval mode: `size` "tiny", "mid" (where the entry has
+    one) or "published"."""
     import diffusers
 
     entry = _entry(name)
-    if size not in ("tiny", "published"):
-        raise ValueError(f"size must be 'tiny' or 'published', got {size!r}")
+    configs = {"tiny": entry.tiny, "mid": entry.mid, "published": entry.published}
+    if configs.get(size) is None:
+        sizes = [k for k, v in configs.items() if v is not None]
+        raise ValueError(f"size must be one of {sizes} for {name}, got {size!r}")
     torch.manual_seed(seed)
     default = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
         with torch.device(device), _NoUninitializedWeights():
-            return getattr(diffusers, entry.cls)(**(entry.tiny if size == "tiny" else entry.published)).eval()
+            return getattr(diffusers, entry.cls)(**configs[size]).eval()
     finally:
         torch.set_default_dtype(default)
 

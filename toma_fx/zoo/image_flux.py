@@ -228,6 +228,16 @@ register(
             axes_dims_rope=(4, 4, 4, 4),
         ),
         published={},
+        mid=dict(
+            patch_size=1,
+            in_channels=128,
+            num_layers=2,
+            num_single_layers=4,
+            attention_head_dim=64,
+            num_attention_heads=8,
+            joint_attention_dim=512,
+            axes_dims_rope=(16, 16, 16, 16),
+        ),  # fmt: skip
         patch=(2, 2),
         make_inputs=_flux2_inputs,
         published_grid=(64, 64),
@@ -354,6 +364,16 @@ register(
             axes_dims_rope=(8, 4, 4),
         ),
         published={},
+        mid=dict(
+            patch_size=2,
+            in_channels=64,
+            out_channels=16,
+            num_layers=4,
+            attention_head_dim=64,
+            num_attention_heads=8,
+            joint_attention_dim=512,
+            axes_dims_rope=(16, 24, 24),
+        ),  # fmt: skip
         patch=(2, 2),
         make_inputs=_qwen_inputs,
         published_grid=(64, 64),

@@ -223,6 +223,7 @@ register(
         cls="WanTransformer3DModel",
         tiny=_WAN_TINY,
         published=_WAN_1_3B,
+        mid={"num_attention_heads": 8, "attention_head_dim": 64, "ffn_dim": 2048, "num_layers": 4},
         patch=(1, 2, 2),
         make_inputs=wan_inputs,
         published_grid=_WAN_GRID_480P,
