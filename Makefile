@@ -12,6 +12,6 @@ demo: setup
 
 # One worker per core (at most 4: each holds compiled models in memory).
 test: setup
-	$(PYTHON) -m pytest -n auto --maxprocesses 4
+	$(PYTHON) -m pytest -n auto --maxprocesses 4 --durations 15
 
 .PHONY: setup demo test

@@ -50,14 +50,16 @@ def test_whole_model_compile():
 
 
 def test_ratio_zero_is_plain_torch_compile():
+    """`apply` at ratio 0 hands the compiler the traced graphs as they are (with aot_eager here; the
+    Inductor case is `tests/compiler/test_backend.py`)."""
     pipe = build_pipeline("flux")
     inputs = prompt_inputs("flux", pipe, batch=2)
-    pipe.transformer.compile_repeated_blocks(fullgraph=True, dynamic=False)
+    pipe.transformer.compile_repeated_blocks(backend="aot_eager", fullgraph=True, dynamic=False)
     plain = generate(pipe, inputs, steps=2)
     for block in [*pipe.transformer.transformer_blocks, *pipe.transformer.single_transformer_blocks]:
         block._compiled_call_impl = None
     torch._dynamo.reset()
-    apply(pipe, ToMAConfig(ratio=0))
+    apply(pipe, ToMAConfig(ratio=0), inner="aot_eager")
     assert torch.equal(generate(pipe, inputs, steps=2), plain)
 
 

@@ -1,6 +1,7 @@
 """`toma-fx bench photos`: ToMA's merge on real photographs, against random and tomesd-style destinations.
 
     toma-fx bench photos --ratios 0.5 0.75 --out toma-fx-out/photos
+    toma-fx bench photos --video --tiles 1x4x4 2x4x4 2x2x2 4x2x2   # 3-D tiles on panned photographs
 
 The operators alone, on pictures a reader can judge: for each photograph bundled with scikit-image it
 merges patch tokens at several ratios, unmerges them, and scores the reconstruction (PSNR). It writes
@@ -23,6 +24,7 @@ from toma_fx.bench.reconstruction import (
     CHOOSERS,
     PHOTOS,
     compare,
+    compare_tiles,
     photo_tokens,
     reconstruct,
     strided_applies,
@@ -105,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=Path("toma-fx-out/photos"), help="folder for report.json and the PNG"
     )
     p.add_argument("--tile", type=argtypes.tile, default=(4, 4), help="tile in tokens, e.g. 4x4 (default)")
+    p.add_argument("--video", action="store_true", help="compare 3-D tiles on 8-frame pans of the photos")
+    p.add_argument("--tiles", type=argtypes.sizes, nargs="+", default=[(1, 4, 4), (2, 4, 4), (2, 2, 2)])
     p.add_argument(
         "--ratios",
         type=argtypes.ratio,
@@ -113,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         help="fractions of tokens removed, in [0, 1)",
     )
     args = p.parse_args(argv)
+    if args.video:
+        return _video(args)
     try:
         report = run(args.out, ratios=tuple(args.ratios), tile=args.tile)
     except ValueError as e:  # e.g. a tile larger than a photo's token grid
@@ -120,4 +126,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(format_table(report["rows"]))
     print(f"\nwrote {args.out / 'report.json'} and {args.out / 'reconstructions.png'}")
+    return 0
+
+
+def _video(args) -> int:
+    tiles = tuple(t if len(t) == 3 else (1, *t) for t in args.tiles)
+    photos = tuple(p for p in PHOTOS if p not in ("camera", "coffee"))  # large enough to pan over
+    rows = []
+    for ratio in args.ratios:
+        rows += compare_tiles(photos, tiles, ratio)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "video.json").write_text(json.dumps({"torch": torch.__version__, "rows": rows}, indent=2))
+    names = ["x".join(map(str, t)) for t in tiles]
+    print(f"{'photo':<10} {'ratio':>5}  " + "  ".join(f"{n:>8}" for n in names))
+    for r in rows:
+        print(f"{r['photo']:<10} {r['ratio']:>5.2f}  " + "  ".join(f"{r[n]:>8.2f}" for n in names))
+    print(f"\nPSNR (dB) of merge -> unmerge; wrote {args.out / 'video.json'}")
     return 0

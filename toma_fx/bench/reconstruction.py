@@ -126,3 +126,39 @@ def compare(
             row["facility_sdpa"] = psnr(reconstruct(x, layout, select_destinations(x, layout), "sdpa"), x)
             rows.append(row)
     return rows
+
+
+def pan_tokens(name: str, frames: int = 8, step: int = 4, patch: int = 8, grid: tuple[int, int] = (32, 32)):
+    """A video of a bundled photograph panned `step` pixels right and down per frame (a camera move):
+    tokens `(1, F * H * W, 3 p^2)` frame-major, and the grid `(F, H, W)`. Neighbouring frames share
+    most of their content shifted by a fraction of a patch, as a video's do."""
+    import numpy as np
+    import skimage.data
+
+    img = getattr(skimage.data, name)()
+    if img.ndim == 2:
+        img = np.stack([img] * 3, axis=-1)
+    H, W = grid
+    need = (H * patch + step * frames, W * patch + step * frames)
+    if img.shape[0] < need[0] or img.shape[1] < need[1]:
+        raise ValueError(f"photo {name} ({img.shape[0]}x{img.shape[1]}) is smaller than a pan of {need}")
+    x = torch.from_numpy(img[..., :3].copy()).float() / 255
+    crops = [x[f * step : f * step + H * patch, f * step : f * step + W * patch] for f in range(frames)]
+    v = torch.stack(crops).reshape(frames, H, patch, W, patch, 3).permute(0, 1, 3, 2, 4, 5)
+    return v.reshape(1, frames * H * W, 3 * patch * patch), (frames, H, W)
+
+
+def compare_tiles(
+    photos: tuple[str, ...], tiles: tuple[tuple[int, ...], ...], ratio: float, frames: int = 8, step: int = 4
+) -> list[dict]:
+    """PSNR (dB) of facility-location merge -> unmerge on panned photographs, for each 3-D tile."""
+    rows = []
+    for name in photos:
+        tokens, grid = pan_tokens(name, frames, step)
+        x = tokens - tokens.mean(dim=1, keepdim=True)
+        row = {"photo": name, "ratio": ratio, "grid": grid}
+        for tile in tiles:
+            layout = TileLayout(grid, tile, ratio)
+            row["x".join(map(str, tile))] = psnr(reconstruct(x, layout, select_destinations(x, layout)), x)
+        rows.append(row)
+    return rows
