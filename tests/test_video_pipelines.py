@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from toma_fx.pipelines import PIPELINES, build_pipeline, open_pipeline, prompt_inputs
-from toma_fx.video_pipelines import VIDEO_DEFAULTS
+from toma_fx import ToMAConfig
+from toma_fx.pipelines import PIPELINES, apply, build_pipeline, open_pipeline, prompt_inputs, remove
+from toma_fx.video_pipelines import VIDEO_DEFAULTS, token_grid
 
 STEPS = 2
 
@@ -70,6 +71,32 @@ def test_hunyuanvideo_without_true_cfg_runs_once_per_step():
     frames = generate(pipe, inputs, **clip)
     assert frames.shape == (2, clip["num_frames"], 3, clip["height"], clip["width"])
     assert rows == [2] * STEPS
+
+
+@pytest.mark.parametrize("name", sorted(VIDEO_DEFAULTS))
+def test_apply_then_remove(name):
+    """`toma_fx.apply` (regional, aot_eager) on each video pipeline: two clips in a row with CFG, no
+    recompile after the first, the same clip both times, merged (different from the untouched pipeline),
+    and untouched again after `remove`."""
+    pipe = build_pipeline(name)
+    clip = VIDEO_DEFAULTS[name]
+    inputs = prompt_inputs(name, pipe, batch=1)
+    untouched = generate(pipe, inputs, **clip)
+    apply(pipe, ToMAConfig(min_tokens=16, tile=(2, 2, 2)), inner="aot_eager")
+    first = generate(pipe, inputs, **clip)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        second = generate(pipe, inputs, **clip)
+    assert first.shape == untouched.shape
+    assert torch.equal(first, second)
+    assert not torch.allclose(first, untouched, atol=1e-4)
+    remove(pipe)
+    assert torch.equal(generate(pipe, inputs, **clip), untouched)
+
+
+@pytest.mark.parametrize("name", sorted(VIDEO_DEFAULTS))
+def test_token_grid_of_the_default_clip(name):
+    """3 latent frames of 4x6 tokens (LTX: 3 of 4x6 at 32x compression and patch 1)."""
+    assert token_grid(name, build_pipeline(name), **VIDEO_DEFAULTS[name]) == (3, 4, 6)
 
 
 def test_bad_names_are_clear_errors():

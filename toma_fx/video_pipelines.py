@@ -25,7 +25,10 @@ from toma_fx import zoo
 from toma_fx.architectures import created_on
 from toma_fx.zoo.video import WAN_TEXT_TOKENS
 
-__all__ = ["VIDEO_DEFAULTS", "build_denoiser", "components", "denoiser_config", "prompt_inputs"]
+__all__ = [
+    "VIDEO_DEFAULTS", "build_denoiser", "components", "denoiser_config", "denoiser_inputs", "prompt_inputs",
+    "token_grid",
+]  # fmt: skip
 
 VIDEO_DEFAULTS = {
     "wan": dict(num_frames=9, height=64, width=96),
@@ -213,6 +216,22 @@ def prompt_inputs(
             negative_pooled_prompt_embeds=rand(*pooled),
         )
     raise ValueError(f"video pipeline must be one of {sorted(_ZOO)}, got {name!r}")
+
+
+def token_grid(name: str, pipe, *, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
+    """`(F, H, W)` tokens of a `num_frames` x `height` x `width` clip of `name`'s pipeline `pipe`: the VAE's
+    compression (the first frame is a latent frame of its own), then the denoiser's patch."""
+    temporal = getattr(pipe, "vae_scale_factor_temporal", None) or pipe.vae_temporal_compression_ratio
+    spatial = getattr(pipe, "vae_scale_factor_spatial", None) or pipe.vae_spatial_compression_ratio
+    latent = ((num_frames - 1) // temporal + 1, height // spatial, width // spatial)
+    return tuple(n // p for n, p in zip(latent, zoo.DENOISERS[_ZOO[name]].patch))
+
+
+def denoiser_inputs(name: str, pipe, *, num_frames: int, height: int, width: int) -> dict:
+    """Keyword arguments of one denoiser call of `name`'s pipeline `pipe` for such a clip, on random
+    latents and prompt embeddings (for FLOP counts; the zoo's call of the class)."""
+    grid = token_grid(name, pipe, num_frames=num_frames, height=height, width=width)
+    return zoo.inputs(_ZOO[name], pipe.transformer, grid=grid)
 
 
 def _picture(rand: Callable[..., torch.Tensor], name: str):

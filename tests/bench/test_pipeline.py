@@ -97,9 +97,11 @@ def test_merging_and_corruption_lower_fidelity(report):
 
 
 def test_profile_breakdown():
+    """Every cut piece is an Inductor compile of its own (a C++ build on CPU): the image MLP of Flux's
+    double blocks alone keeps them few."""
     pipe = build_pipeline("flux")
     inputs = prompt_inputs("flux", pipe)
-    config = ToMAConfig(ratio=0.5, min_tokens=16)
+    config = ToMAConfig(ratio=0.5, min_tokens=16, kinds=frozenset({"mlp"}))
     b = pipeline.breakdown(pipe, inputs, config, resolution=(128, 96), steps=2)
     assert b["ratio"] == 0.5
     for part in ("selection", "merge", "unmerge"):
@@ -111,11 +113,33 @@ def test_profile_breakdown():
 def test_tomesd_says_why_it_does_not_apply_to_flux():
     pipe = build_pipeline("flux")
     chosen, skipped = pipeline.methods_for(
-        pipe, ToMAConfig(), (0.5,), latent=(16, 16), regional=True, eager=False, tomesd=True,
+        pipe, ToMAConfig(), (0.5,), resolution=(128, 128), regional=True, eager=False, tomesd=True,
         compiler="inductor",
     )  # fmt: skip
     assert [m.name for m in chosen] == ["compile", "toma 0.5"]
     assert "not a UNet" in skipped["tomesd"]
+
+
+def test_a_video_pipeline_is_scored_frame_by_frame(tmp_path):
+    """`toma-fx bench --arch wan`: the clip's frames are the images scored, its token grid is 3-D (the
+    FLOP-ideal comes from a call on the clip's grid), and ratio 0 is exactly the plain compile."""
+    argv = [
+        "bench", "--arch", "wan", "--size", "tiny", "--resolution", "64x96", "--frames", "5", "--steps", "2",
+        "--ratios", "0", "0.5", "--min-tokens", "16", "--tile", "2x2x2", "--compiler", "aot_eager",
+        "--no-eager", "--no-profile", "--out", str(tmp_path),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    rows = {r["method"]: r for r in report["rows"]}
+    assert report["frames"] == 5 and list(rows) == ["compile", "toma 0", "toma 0.5"]
+    assert rows["toma 0"]["psnr_db"] == math.inf and rows["toma 0"]["flop_ideal_speedup"] == 1.0
+    assert rows["toma 0.5"]["flop_ideal_speedup"] > 1.0 and rows["toma 0.5"]["psnr_db"] < math.inf
+    assert "5 frames of 64x96" in (tmp_path / "report.md").read_text()
+
+
+def test_frames_of_an_image_pipeline_is_a_clear_error(capsys, tmp_path):
+    assert main(["bench", "--arch", "flux", "--size", "tiny", "--frames", "5", "--out", str(tmp_path)]) == 2
+    assert "frames applies to the video pipelines" in capsys.readouterr().err
 
 
 def test_tomesd_levels_follow_min_tokens():

@@ -67,10 +67,8 @@ def _inductor(gm, example_inputs):
 @pytest.mark.parametrize(
     "batch, latent, dtype",
     [
-        (1, (16, 16), torch.float32),
-        (3, (16, 16), torch.float32),
-        (2, (48, 32), torch.float32),
-        (2, (16, 16), torch.bfloat16),
+        (3, (48, 32), torch.float32),  # odd batch, non-square
+        (1, (16, 16), torch.bfloat16),
     ],
 )
 def test_shape_and_dtype_preserved(name, batch, latent, dtype):

@@ -63,7 +63,11 @@ def test_groups_select_once_per_token_set():
     report = toma_fx.explain(model, **inputs, config=SMALL)
     selecting = [r for r in report.regions if r.selection == "select"]
     assert [r.tokens for r in selecting] == [256, 64, 256]  # down 16x16, then 8x8, then up 16x16
+    model, inputs = tiny("plain-dit")  # one token set through every block
+    shared = toma_fx.explain(model, **inputs, config=SMALL)
+    assert [r.selection for r in shared.regions][:2] == ["select", "reuse #0"]
     unshared = toma_fx.explain(model, **inputs, config=SMALL.replace(share_destinations=False))
+    assert len(unshared.regions) == len(shared.regions) > 1
     assert all(r.selection == "select" for r in unshared.regions)
 
 

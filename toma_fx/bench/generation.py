@@ -22,7 +22,8 @@ __all__ = ["Generation", "generate"]
 @dataclass
 class Generation:
     images: torch.Tensor
-    """`(B, 3, H, W)` float32 in [0, 1], on CPU."""
+    """`(B, 3, H, W)` float32 in [0, 1], on CPU; a video pipeline's `(B, F, 3, H, W)` frames as
+    `(B * F, 3, H, W)`, so every image score reads a clip frame by frame."""
     step_ms: list[float]
     """Latency of steps 1.. (step 0 holds the pipeline's set-up)."""
     total_s: float
@@ -56,12 +57,13 @@ def generate(pipe, inputs: dict, *, resolution: tuple[int, int], steps: int, see
     first = _mark(cuda)
     try:
         with torch.no_grad():
-            images = pipe(
+            output = pipe(
                 **inputs, height=h, width=w, num_inference_steps=steps, output_type="pt",
                 generator=torch.Generator().manual_seed(seed), callback_on_step_end=mark,
-            ).images  # fmt: skip
+            )  # fmt: skip
     finally:
         del pipe.scheduler.step
+    images = output.frames.flatten(0, 1) if hasattr(output, "frames") else output.images
     if cuda:
         torch.cuda.synchronize(device)
     total = time.perf_counter() - start

@@ -42,6 +42,7 @@ from toma_fx.bench.timing import environment
 from toma_fx.config import REGION_KINDS, ToMAConfig
 from toma_fx.pipelines import PIPELINES, denoiser_of, open_pipeline
 from toma_fx.state import STATE
+from toma_fx.video_pipelines import VIDEO_DEFAULTS, denoiser_inputs
 
 __all__ = ["Scorers", "breakdown", "main", "measure", "run"]
 
@@ -76,8 +77,7 @@ def measure(
     if BASELINE not in names:
         raise ValueError(f"methods must include the baseline {BASELINE!r}, got {names}")
     denoiser = denoiser_of(pipe)
-    latent = (resolution[0] // pipe.vae_scale_factor, resolution[1] // pipe.vae_scale_factor)
-    example = example_inputs(arch, denoiser, latent=latent) if arch else None
+    example = _denoiser_call(pipe, arch, inputs, resolution) if arch else None
     runs = {}
     for method in tqdm(methods, desc="methods", disable=not progress):
         ideal = 1.0 if method.flop_ideal is None else None
@@ -124,6 +124,16 @@ def measure(
     return rows, {name: r[2].images for name, r in runs.items()}
 
 
+def _denoiser_call(pipe, arch: str, inputs: dict, resolution: tuple[int, int]) -> dict:
+    """The keyword arguments of one denoiser call of `pipe` at `resolution` (and, for a video, the frames
+    of `inputs`), for FLOP counts."""
+    h, w = resolution
+    if arch in VIDEO_DEFAULTS:
+        return denoiser_inputs(arch, pipe, num_frames=inputs["num_frames"], height=h, width=w)
+    latent = (h // pipe.vae_scale_factor, w // pipe.vae_scale_factor)
+    return example_inputs(arch, denoiser_of(pipe), latent=latent)
+
+
 def _semantic(scorers: Scorers, base: torch.Tensor, images: torch.Tensor) -> dict:
     dino, clip = scorers.dino, scorers.clip
     return {
@@ -168,9 +178,17 @@ def breakdown(
 
 
 def methods_for(
-    pipe, config: ToMAConfig, ratios, *, latent, regional: bool, eager: bool, tomesd: bool, compiler: str
+    pipe,
+    config: ToMAConfig,
+    ratios,
+    *,
+    resolution: tuple[int, int],
+    regional: bool,
+    eager: bool,
+    tomesd: bool,
+    compiler: str,
 ) -> tuple[list[M.Method], dict[str, str]]:
-    """The methods to run, and the reasons for those left out."""
+    """The methods to run at `resolution` `(H, W)`, and the reasons for those left out."""
     chosen = [M.eager()] if eager else []
     chosen.append(M.compiled(regional=regional, compiler=compiler))
     chosen += [M.toma(config.replace(ratio=r), regional=regional, inner=compiler) for r in ratios]
@@ -178,6 +196,7 @@ def methods_for(
     if tomesd:
         reason = M.tomesd_skip_reason(pipe)
         if reason is None:
+            latent = tuple(n // pipe.vae_scale_factor for n in resolution)  # tomesd runs on UNets only
             depth = M.tomesd_max_downsample(latent, config.min_tokens)
             chosen += [
                 M.tomesd(r, max_downsample=depth, regional=regional, compiler=compiler)
@@ -211,6 +230,7 @@ def run(
     extra: tuple[M.Method, ...] = (),
     progress: bool = True,
     compiler: str = "inductor",
+    frames: int | None = None,
 ) -> dict:
     """The whole benchmark on one pipeline; writes the report files into `out_dir` and returns the report.
 
@@ -218,7 +238,8 @@ def run(
     defaults to the pipeline's own default on full-size models (SDXL 50, Flux 28) and to 8 otherwise.
     `extra` methods run after the others (tests use it for a deliberately corrupted run). `compiler`
     "aot_eager" compiles without Inductor (the numbers are then no speed measurement, and no profile
-    is taken: it cuts Inductor's graphs)."""
+    is taken: it cuts Inductor's graphs). `frames` sets a video pipeline's clip length (default: its
+    `VIDEO_DEFAULTS`); its frames are scored as images."""
     import importlib.util
 
     from toma_fx.bench import semantic
@@ -239,12 +260,16 @@ def run(
     pipe, arch, inputs = open_pipeline(
         source, size, batch=batch, prompts=prompts, true_cfg=true_cfg, device=dev, dtype=dtype
     )
+    if frames is not None:
+        if arch not in VIDEO_DEFAULTS:
+            raise ValueError(f"frames applies to the video pipelines {sorted(VIDEO_DEFAULTS)}, got {arch!r}")
+        inputs["num_frames"] = frames
     scorers.prompts = inputs.get("prompt")
     steps = steps or (_default_steps(pipe) if size == "full" else 8)
-    latent = (resolution[0] // pipe.vae_scale_factor, resolution[1] // pipe.vae_scale_factor)
     chosen, skipped = methods_for(
-        pipe, config, ratios, latent=latent, regional=regional, eager=eager, tomesd=tomesd, compiler=compiler
-    )
+        pipe, config, ratios, resolution=resolution, regional=regional, eager=eager, tomesd=tomesd,
+        compiler=compiler,
+    )  # fmt: skip
     rows, images = measure(
         pipe, arch, inputs, [*chosen, *extra], resolution=resolution, steps=steps, scorers=scorers,
         progress=progress,
@@ -261,6 +286,7 @@ def run(
         "model": arch or source,
         "size": None if arch is None or source not in PIPELINES else size,
         "resolution": list(resolution),
+        "frames": inputs.get("num_frames"),
         "steps": steps,
         "batch": batch,
         "compile": "regional" if regional else "whole",
@@ -291,17 +317,23 @@ def _write(out_dir: Path, report: dict, images: dict[str, torch.Tensor]) -> None
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     (out_dir / "report.md").write_text(format_report(report) + "\n")
-    h, w = report["resolution"]
-    title = f"{report['model']} {h}x{w}, {report['steps']} steps"
+    title = f"{report['model']} {_clip(report)}, {report['steps']} steps"
     plot_against_ratio(report["rows"], out_dir / "ratio.png", title=title)
     write_sheet(out_dir / "samples.png", [[(name, batch[0]) for name, batch in images.items()]])
 
 
+def _clip(report: dict) -> str:
+    """'512x512', or '9 frames of 512x512' for a video."""
+    h, w = report["resolution"]
+    frames = report.get("frames")
+    return f"{frames} frames of {h}x{w}" if frames else f"{h}x{w}"
+
+
 def format_report(report: dict) -> str:
     """The Markdown report: set-up, the table, what was skipped, the profile."""
-    env, (h, w) = report["environment"], report["resolution"]
+    env = report["environment"]
     lines = [
-        f"{report['model']} ({report['size'] or 'local'}), {h}x{w}, {report['steps']} steps, "
+        f"{report['model']} ({report['size'] or 'local'}), {_clip(report)}, {report['steps']} steps, "
         f"batch {report['batch']}, {report['compile']} compile; {env['device']}, torch {env['torch']}, "
         f"{env['dtype']}. Speedups and fidelity against plain torch.compile.",
         "",
@@ -337,7 +369,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--ratios", type=argtypes.ratio, nargs="+", default=[0.25, 0.5, 0.75], help="ToMA and tomesd"
     )
-    p.add_argument("--tile", type=argtypes.tile, default=(4, 4), help="tile in tokens, e.g. 4x4")
+    p.add_argument(
+        "--tile", type=argtypes.sizes, default=(4, 4), help="tile in tokens: 4x4, or 2x4x4 across frames"
+    )
+    p.add_argument(
+        "--frames", type=argtypes.count, help="frames of a video pipeline's clip (default: its tiny clip's)"
+    )
     p.add_argument(
         "--min-tokens", type=argtypes.count, default=1024, help="merge token sets of at least this"
     )
@@ -370,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
             ratios=tuple(args.ratios), config=config, regional=not args.whole, eager=not args.no_eager,
             tomesd=not args.no_tomesd, profile=not args.no_profile, true_cfg=args.true_cfg,
             device=args.device, dino=args.dino, clip=args.clip, prompts=tuple(args.prompt),
-            compiler=args.compiler,
+            compiler=args.compiler, frames=args.frames,
         )  # fmt: skip
     except ValueError as e:
         print(f"toma-fx bench: error: {e}", file=sys.stderr)
