@@ -1,16 +1,17 @@
 import os
+import shutil
 
-import pytest
-import torch
-import torch._inductor.config
-
-from toma_fx.state import STATE
-from toma_fx.steps import reset_steps
-
-# Triton runs kernels on CPU tensors only in its interpreter, which is chosen when a kernel is defined,
-# so it has to be set before any test imports one.
-if not torch.cuda.is_available():
+# Triton runs kernels on CPU tensors only in its interpreter, and reads the switch when torch's Inductor
+# first imports it: so it is set before anything imports torch. (No NVIDIA driver: no GPU to run on.)
+if shutil.which("nvidia-smi") is None:
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import torch._inductor.config  # noqa: E402
+
+from toma_fx.state import STATE  # noqa: E402
+from toma_fx.steps import reset_steps  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

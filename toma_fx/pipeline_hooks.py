@@ -18,9 +18,9 @@ import torch
 from diffusers.hooks.hooks import BaseState, HookRegistry, ModelHook, StateManager
 
 from toma_fx.call_grids import IdsLayouts, calling_with
-from toma_fx.steps import new_call, untrack
+from toma_fx.steps import new_call, track, untrack
 
-__all__ = ["StepTracker"]
+__all__ = ["StepTracker", "track_steps"]
 
 _HOOK = "toma_fx_steps"
 _GRID_HOOK = "toma_fx_grid"
@@ -115,6 +115,17 @@ def _ints(values) -> list[int]:
         elif isinstance(v, int) and not isinstance(v, bool):
             out.append(v)
     return out
+
+
+def track_steps(pipe, *, grids: bool = False) -> StepTracker:
+    """Follow a diffusers pipeline's steps and CFG branches; returns a tracker with `.remove()`.
+
+    `grids=True` also records the latent grid of every denoiser call (`call_grids.call_grid`), which
+    block graphs of a regional compile cannot see; it must not be set when the whole denoiser is
+    compiled (the hook would run inside the compiled graph)."""
+    tracker = StepTracker(pipe, grids=grids)
+    track(tracker.denoiser, tracker)
+    return tracker
 
 
 class StepTracker:

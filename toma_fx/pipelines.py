@@ -28,7 +28,7 @@ from toma_fx import video_pipelines
 from toma_fx.architectures import build, created_on
 from toma_fx.backend import toma_backend
 from toma_fx.config import ToMAConfig
-from toma_fx.steps import track_steps
+from toma_fx.pipeline_hooks import track_steps
 from toma_fx.video_pipelines import VIDEO_DEFAULTS
 
 __all__ = [

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from torch.utils.weak import WeakIdKeyDictionary
 
-__all__ = ["Now", "now", "reset_steps", "step", "track_steps"]
+__all__ = ["Now", "now", "reset_steps", "step", "track", "untrack"]
 
 
 @dataclass(frozen=True)
@@ -65,18 +65,10 @@ def step(index: int, context: str | None = None):
         _explicit.reset(token)
 
 
-def track_steps(pipe, *, grids: bool = False):
-    """Follow a diffusers pipeline's steps and CFG branches; returns a tracker with `.remove()`.
-
-    `grids=True` also records the latent grid of every denoiser call (`call_grids.call_grid`), which
-    block graphs of a regional compile cannot see; it must not be set when the whole denoiser is
-    compiled (the hook would run inside the compiled graph)."""
-    from toma_fx.pipeline_hooks import StepTracker
-
-    tracker = StepTracker(pipe, grids=grids)
-    for p in tracker.denoiser.parameters():
+def track(denoiser, tracker) -> None:
+    """Calls of `denoiser` take their step and branch from `tracker` (`pipeline_hooks.track_steps`)."""
+    for p in denoiser.parameters():
         _trackers[p] = tracker
-    return tracker
 
 
 def untrack(denoiser) -> None:

@@ -41,12 +41,26 @@ def test_strided_and_half_precision_inputs():
     assert torch.equal(facility_location_triton(x.bfloat16(), 8), expected)
 
 
-def test_tiles_too_large_for_chip_use_the_reference():
+def test_tiles_too_large_for_the_kernel_are_refused():
+    """The kernel never falls back on its own: the op chooses (the reference for such tiles, below)."""
     x = tie_free(1, MAX_TILE + 16, 8, 4).to(DEVICE)
-    assert torch.equal(facility_location_triton(x, 4), facility_location_reference(x, 4))
+    with pytest.raises(ValueError, match=f"tiles of at most {MAX_TILE} tokens, got {MAX_TILE + 16}"):
+        facility_location_triton(x, 4)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the op dispatches to Triton on CUDA tensors only")
 def test_op_runs_the_kernel_on_cuda():
-    x = tie_free(8, 16, 64, 8).cuda()
-    assert torch.equal(facility_location(x, 8), facility_location_reference(x, 8))
+    """The op's CUDA kernel is the Triton one (spied on), except for tiles too large for it."""
+    from unittest import mock
+
+    from toma_fx.ops import select_triton
+
+    with mock.patch.object(
+        select_triton, "facility_location_triton", wraps=select_triton.facility_location_triton
+    ) as kernel:
+        x = tie_free(8, 16, 64, 8).cuda()
+        assert torch.equal(facility_location(x, 8), facility_location_reference(x, 8))
+        assert kernel.call_count == 1
+        large = tie_free(1, MAX_TILE + 16, 8, 4).cuda()
+        assert torch.equal(facility_location(large, 4), facility_location_reference(large, 4))
+        assert kernel.call_count == 1

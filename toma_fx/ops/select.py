@@ -76,8 +76,11 @@ def _(metric: torch.Tensor, k: int) -> torch.Tensor:
     _check_k(metric, k)
     if importlib.util.find_spec("triton") is None:
         return facility_location_reference(metric, k)
-    from toma_fx.ops.select_triton import facility_location_triton
+    # Imported here, not at the top: triton is an optional dependency, and importing it costs a second.
+    from toma_fx.ops.select_triton import MAX_TILE, facility_location_triton
 
+    if metric.shape[1] > MAX_TILE:  # one tile per program: larger tiles do not fit its registers
+        return facility_location_reference(metric, k)
     return facility_location_triton(metric, k)
 
 

@@ -90,9 +90,7 @@ def facility_location_triton(metric: torch.Tensor, k: int) -> torch.Tensor:
     if metric.device.type == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
         raise RuntimeError("the Triton selection kernel runs on CPU tensors only with TRITON_INTERPRET=1")
     if S > MAX_TILE:
-        from toma_fx.ops.select import facility_location_reference
-
-        return facility_location_reference(metric, k)
+        raise ValueError(f"the Triton selection kernel takes tiles of at most {MAX_TILE} tokens, got {S}")
     # allocate
     out = torch.empty((G, k), dtype=torch.int64, device=metric.device)
     # launch
