@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+TILE_HELP = "tile in tokens: FxHxW (default 2x4x4; images use its HxW), or HxW: each frame on its own"
+
 
 def tile(text: str) -> tuple[int, int]:
     """'4x4' -> (4, 4): a tile, or any height x width (argparse prefixes the flag's name)."""

@@ -27,7 +27,7 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ratio", type=argtypes.ratio, default=0.5, help="fraction of image tokens removed, [0, 1)"
     )
-    p.add_argument("--tile", type=argtypes.tile, default=(4, 4), help="tile in tokens, e.g. 4x4")
+    p.add_argument("--tile", type=argtypes.sizes, help=argtypes.TILE_HELP)
     p.add_argument(
         "--min-tokens", type=argtypes.count, default=1024, help="merge token sets of at least this"
     )
@@ -112,9 +112,8 @@ def main(argv: list[str] | None = None) -> int:
 def _config(args):
     from toma_fx.config import ToMAConfig
 
-    return ToMAConfig(
-        ratio=args.ratio, tile=args.tile, min_tokens=args.min_tokens, select_every=args.select_every
-    )
+    tile = {} if args.tile is None else {"tile": args.tile}
+    return ToMAConfig(ratio=args.ratio, min_tokens=args.min_tokens, select_every=args.select_every, **tile)
 
 
 def _resolution(args, size: str) -> tuple[int, int]:
@@ -122,10 +121,9 @@ def _resolution(args, size: str) -> tuple[int, int]:
     if h % 16 or w % 16:
         raise ValueError(f"resolution must be a multiple of 16 on each side, got {h}x{w}")
     grid = (h // 16, w // 16)  # tokens of the largest merged level: latent / 2
-    if args.tile[0] > grid[0] or args.tile[1] > grid[1]:
-        raise ValueError(
-            f"tile {args.tile[0]}x{args.tile[1]} is larger than the {grid[0]}x{grid[1]} token grid at {h}x{w}"
-        )
+    th, tw = _config(args).tile[-2:]  # images use the tile's rows and columns
+    if th > grid[0] or tw > grid[1]:
+        raise ValueError(f"tile {th}x{tw} is larger than the {grid[0]}x{grid[1]} token grid at {h}x{w}")
     return h, w
 
 

@@ -16,11 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 
 import toma_fx
-from toma_fx import ToMAConfig
+from toma_fx.coverage import TINY_CONFIG
 
 from ..compiler.helpers import Recorder, identity_merges
 
-CONFIG = ToMAConfig(min_tokens=64)
+CONFIG = TINY_CONFIG
 
 
 def rms(x, eps=1e-6):

@@ -16,13 +16,14 @@ import math
 import pytest
 import torch
 
-from toma_fx import ToMAConfig, zoo
+from toma_fx import zoo
+from toma_fx.coverage import TINY_CONFIG
 from toma_fx.passes import pipeline
 
 from ..compiler.helpers import identity_merges
 from .expected import EXPECTED
 
-CONFIG = ToMAConfig(min_tokens=64)
+CONFIG = TINY_CONFIG
 
 
 def grid_of(name: str) -> tuple[int, ...]:

@@ -102,7 +102,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--batch", type=argtypes.count, default=1)
     p.add_argument("--ratio", type=argtypes.ratio, default=0.5)
-    p.add_argument("--tile", type=argtypes.sizes, default=(4, 4), help="4x4, or 2x4x4 for videos")
+    p.add_argument("--tile", type=argtypes.sizes, default=ToMAConfig.tile, help=argtypes.TILE_HELP)
     p.add_argument("--min-tokens", type=argtypes.count, default=1024)
     p.add_argument("--repeats", type=argtypes.count, default=10)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
@@ -138,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(p)
     args, kwargs, env = parse(p, argv)
     r = run(args.arch, args.size, **kwargs)
-    shape = f"latent {args.latent[0]}x{args.latent[1]} batch {r['batch']}, ratio {args.ratio}"
+    what, sizes = ("grid", args.grid) if args.grid else ("latent", args.latent)
+    shape = f"{what} {'x'.join(map(str, sizes))} batch {r['batch']}, tile {'x'.join(map(str, args.tile))}, "
+    shape += f"ratio {args.ratio}"
     print(f"{r['arch']} {r['size']} {shape}: plain {r['plain_ms']} ms, ToMA {r['toma_ms']} ms")
     print(
         f"speedup {r['speedup']}x, FLOP-ideal {r['flop_ideal_speedup']}x "

@@ -369,9 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--ratios", type=argtypes.ratio, nargs="+", default=[0.25, 0.5, 0.75], help="ToMA and tomesd"
     )
-    p.add_argument(
-        "--tile", type=argtypes.sizes, default=(4, 4), help="tile in tokens: 4x4, or 2x4x4 across frames"
-    )
+    p.add_argument("--tile", type=argtypes.sizes, default=ToMAConfig.tile, help=argtypes.TILE_HELP)
     p.add_argument(
         "--frames", type=argtypes.count, help="frames of a video pipeline's clip (default: its tiny clip's)"
     )
