@@ -7,7 +7,7 @@ from toma_fx import ToMAConfig
 from toma_fx.pipelines import PIPELINES, apply, build_pipeline, open_pipeline, prompt_inputs, remove
 from toma_fx.video_pipelines import VIDEO_DEFAULTS, token_grid
 
-STEPS = 2
+STEPS = 3  # a select, a reuse and a select step at select_every=2
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -75,14 +75,14 @@ def test_hunyuanvideo_without_true_cfg_runs_once_per_step():
 
 @pytest.mark.parametrize("name", sorted(VIDEO_DEFAULTS))
 def test_apply_then_remove(name):
-    """`toma_fx.apply` (regional, aot_eager) on each video pipeline: two clips in a row with CFG, no
-    recompile after the first, the same clip both times, merged (different from the untouched pipeline),
-    and untouched again after `remove`."""
+    """`toma_fx.apply` (regional, aot_eager) on each video pipeline: two clips in a row with CFG and
+    destinations reused every other step, no recompile after the first, the same clip both times, merged
+    (different from the untouched pipeline), and untouched again after `remove`."""
     pipe = build_pipeline(name)
     clip = VIDEO_DEFAULTS[name]
     inputs = prompt_inputs(name, pipe, batch=1)
     untouched = generate(pipe, inputs, **clip)
-    apply(pipe, ToMAConfig(min_tokens=16, tile=(2, 2, 2)), inner="aot_eager")
+    apply(pipe, ToMAConfig(min_tokens=16, tile=(2, 2, 2), select_every=2), inner="aot_eager")
     first = generate(pipe, inputs, **clip)
     with torch._dynamo.config.patch(error_on_recompile=True):
         second = generate(pipe, inputs, **clip)
