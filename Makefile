@@ -14,4 +14,15 @@ demo: setup
 test: setup
 	$(PYTHON) -m pytest -n auto --maxprocesses 4 --durations 15
 
-.PHONY: setup demo test
+# The GPU headline (docs/benchmarks.md, "GPU"), one command on an H100 / H200: `toma-fx bench gpu`.
+# A device machine has torch and Triton but no package registry: run `make gpu-wheels` here first, so
+# diffusers travels in .wheels/ (git-ignored); toma-fx installs there without dependencies.
+gpu-wheels:
+	$(PYTHON) -m pip download --no-deps -d .wheels diffusers==0.42.1 importlib-metadata expecttest
+
+bench-gpu:
+	$(PYTHON) -m pip install -q --no-index --no-deps .wheels/*.whl
+	$(PYTHON) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PYTHON) -m toma_fx bench gpu --out $(or $(OUT),toma-fx-out)/gpu
+
+.PHONY: setup demo test gpu-wheels bench-gpu

@@ -64,3 +64,22 @@ def test_op_runs_the_kernel_on_cuda():
         large = tie_free(1, MAX_TILE + 16, 8, 4).cuda()
         assert torch.equal(facility_location(large, 4), facility_location_reference(large, 4))
         assert kernel.call_count == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the op dispatches to Triton on CUDA tensors only")
+def test_a_compiled_graph_selects_with_the_kernel():
+    """Under `toma_backend` and Inductor on CUDA, the graph's selection runs the Triton kernel."""
+    from unittest import mock
+
+    from tests.compiler.helpers import small, tiny
+    from toma_fx.ops import select_triton
+
+    model, inputs = tiny("plain-dit", batch=1)
+    model = model.cuda()
+    inputs = {k: v.cuda() if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+    with mock.patch.object(
+        select_triton, "facility_location_triton", wraps=select_triton.facility_location_triton
+    ) as kernel:
+        with torch.no_grad():
+            torch.compile(model, backend=small(), fullgraph=True)(**inputs)
+    assert kernel.call_count >= 1
