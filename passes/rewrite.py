@@ -35,6 +35,7 @@ from toma_fx.ops import nodes
 from toma_fx.passes.discover import Skip
 from toma_fx.passes.plan import Site
 from toma_fx.passes.rules import LINEAR, Context, Flow, Stop, Tokens, follow
+from toma_fx.passes.same_values import representatives
 
 __all__ = ["Rewrite", "analyse", "apply"]
 
@@ -128,13 +129,15 @@ def _mutated(node: Node, a: Node) -> bool:
 def apply(gm: GraphModule, rewrites: list[Rewrite]) -> None:
     """Insert the nodes of every analysed site into `gm` (in place) and recompile it."""
     graph = gm.graph
+    same = representatives(graph)  # a table built twice (RoPE for q and for k) is gathered once
     dst: dict[int, Node] = {}
     weights: dict[int, Node] = {}
+    gathered: dict[tuple, Node] = {}
     for rw in rewrites:
         site, c = rw.site, rw.site.candidate
         layout = site.layout
         segment = (c.axis, c.before, c.after, c.batch)
-        new, gathered = [], {}
+        new = []
         with graph.inserting_before(min(rw.consumers)):
             if site.leader == site.index:
                 dst[site.index] = graph.call_function(nodes.select, (c.source, layout, segment))
@@ -159,10 +162,10 @@ def apply(gm: GraphModule, rewrites: list[Rewrite]) -> None:
             for table, toks in tables.items():
                 value = table
                 for tok in toks:  # one gather per merged axis: a pairwise mask is gathered twice
-                    key = (value, tok.axis, tok.batch, tok.ndim)
-                    if key not in gathered:
+                    rows = (tok.axis, tok.before, tok.after, tok.batch)
+                    key = (same.get(value, value), d, layout, rows, tok.ndim)
+                    if key not in gathered or gathered[key] > node:  # reuse only what comes before
                         with graph.inserting_before(node):
-                            rows = (tok.axis, tok.before, tok.after, tok.batch)
                             gathered[key] = graph.call_function(
                                 nodes.gather, (value, d, layout, rows, tok.ndim)
                             )

@@ -181,16 +181,16 @@ class GraphModule(torch.nn.Module):
         x_rotated: "f32[1, 40, 2, 16]" = stack.flatten(3);  stack = None
         float_1: "f32[1, 40, 2, 16]" = query_3.float();  query_3 = None
         gather: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(cos_1, select, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 4);  cos_1 = None
-        mul_2: "f32[1, 40, 2, 16]" = float_1 * gather;  float_1 = gather = None
+        mul_2: "f32[1, 40, 2, 16]" = float_1 * gather;  float_1 = None
         float_2: "f32[1, 40, 2, 16]" = x_rotated.float();  x_rotated = None
         gather_1: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(sin_1, select, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 4);  sin_1 = None
-        mul_3: "f32[1, 40, 2, 16]" = float_2 * gather_1;  float_2 = gather_1 = None
+        mul_3: "f32[1, 40, 2, 16]" = float_2 * gather_1;  float_2 = None
         add_4: "f32[1, 40, 2, 16]" = mul_2 + mul_3;  mul_2 = mul_3 = None
         out: "f32[1, 40, 2, 16]" = add_4.to(torch.float32);  add_4 = None
         cos_2: "f32[1, 72, 1, 16]" = l_image_rotary_emb_0_[(None, slice(None, None, None), None, slice(None, None, None))];  l_image_rotary_emb_0_ = None
         sin_2: "f32[1, 72, 1, 16]" = l_image_rotary_emb_1_[(None, slice(None, None, None), None, slice(None, None, None))];  l_image_rotary_emb_1_ = None
-        cos_3: "f32[1, 72, 1, 16]" = cos_2.to(device(type='cpu'));  cos_2 = None
-        sin_3: "f32[1, 72, 1, 16]" = sin_2.to(device(type='cpu'));  sin_2 = None
+        cos_3: "f32[1, 72, 1, 16]" = cos_2.to(device(type='cpu'));  cos_2 = cos_3 = None
+        sin_3: "f32[1, 72, 1, 16]" = sin_2.to(device(type='cpu'));  sin_2 = sin_3 = None
         reshape_1: "f32[1, 40, 2, 8, 2]" = key_3.reshape(1, 40, 2, -1, 2)
         unbind_1 = reshape_1.unbind(-1);  reshape_1 = None
         x_real_1: "f32[1, 40, 2, 8]" = unbind_1[0]
@@ -199,11 +199,9 @@ class GraphModule(torch.nn.Module):
         stack_1: "f32[1, 40, 2, 8, 2]" = torch.stack([neg_1, x_real_1], dim = -1);  neg_1 = x_real_1 = None
         x_rotated_1: "f32[1, 40, 2, 16]" = stack_1.flatten(3);  stack_1 = None
         float_3: "f32[1, 40, 2, 16]" = key_3.float();  key_3 = None
-        gather_2: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(cos_3, select, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 4);  cos_3 = None
-        mul_4: "f32[1, 40, 2, 16]" = float_3 * gather_2;  float_3 = gather_2 = None
+        mul_4: "f32[1, 40, 2, 16]" = float_3 * gather;  float_3 = gather = None
         float_4: "f32[1, 40, 2, 16]" = x_rotated_1.float();  x_rotated_1 = None
-        gather_3: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(sin_3, select, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 4);  sin_3 = None
-        mul_5: "f32[1, 40, 2, 16]" = float_4 * gather_3;  float_4 = gather_3 = None
+        mul_5: "f32[1, 40, 2, 16]" = float_4 * gather_1;  float_4 = gather_1 = None
         add_5: "f32[1, 40, 2, 16]" = mul_4 + mul_5;  mul_4 = mul_5 = None
         out_1: "f32[1, 40, 2, 16]" = add_5.to(torch.float32);  add_5 = None
         query_4: "f32[1, 2, 40, 16]" = out.permute(0, 2, 1, 3);  out = None
@@ -308,16 +306,16 @@ class GraphModule(torch.nn.Module):
         x_rotated: "f32[1, 40, 2, 16]" = stack.flatten(3);  stack = None
         float_1: "f32[1, 40, 2, 16]" = query_2.float();  query_2 = None
         gather: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(cos_1, select, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 4);  cos_1 = None
-        mul_1: "f32[1, 40, 2, 16]" = float_1 * gather;  float_1 = gather = None
+        mul_1: "f32[1, 40, 2, 16]" = float_1 * gather;  float_1 = None
         float_2: "f32[1, 40, 2, 16]" = x_rotated.float();  x_rotated = None
         gather_1: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(sin_1, select, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 4);  sin_1 = None
-        mul_2: "f32[1, 40, 2, 16]" = float_2 * gather_1;  float_2 = gather_1 = None
+        mul_2: "f32[1, 40, 2, 16]" = float_2 * gather_1;  float_2 = None
         add_2: "f32[1, 40, 2, 16]" = mul_1 + mul_2;  mul_1 = mul_2 = None
         out: "f32[1, 40, 2, 16]" = add_2.to(torch.float32);  add_2 = None
         cos_2: "f32[1, 72, 1, 16]" = l_image_rotary_emb_0_[(None, slice(None, None, None), None, slice(None, None, None))];  l_image_rotary_emb_0_ = None
         sin_2: "f32[1, 72, 1, 16]" = l_image_rotary_emb_1_[(None, slice(None, None, None), None, slice(None, None, None))];  l_image_rotary_emb_1_ = None
-        cos_3: "f32[1, 72, 1, 16]" = cos_2.to(device(type='cpu'));  cos_2 = None
-        sin_3: "f32[1, 72, 1, 16]" = sin_2.to(device(type='cpu'));  sin_2 = None
+        cos_3: "f32[1, 72, 1, 16]" = cos_2.to(device(type='cpu'));  cos_2 = cos_3 = None
+        sin_3: "f32[1, 72, 1, 16]" = sin_2.to(device(type='cpu'));  sin_2 = sin_3 = None
         reshape_1: "f32[1, 40, 2, 8, 2]" = key_2.reshape(1, 40, 2, -1, 2)
         unbind_1 = reshape_1.unbind(-1);  reshape_1 = None
         x_real_1: "f32[1, 40, 2, 8]" = unbind_1[0]
@@ -326,11 +324,9 @@ class GraphModule(torch.nn.Module):
         stack_1: "f32[1, 40, 2, 8, 2]" = torch.stack([neg_1, x_real_1], dim = -1);  neg_1 = x_real_1 = None
         x_rotated_1: "f32[1, 40, 2, 16]" = stack_1.flatten(3);  stack_1 = None
         float_3: "f32[1, 40, 2, 16]" = key_2.float();  key_2 = None
-        gather_2: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(cos_3, select, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 4);  cos_3 = None
-        mul_3: "f32[1, 40, 2, 16]" = float_3 * gather_2;  float_3 = gather_2 = None
+        mul_3: "f32[1, 40, 2, 16]" = float_3 * gather;  float_3 = gather = None
         float_4: "f32[1, 40, 2, 16]" = x_rotated_1.float();  x_rotated_1 = None
-        gather_3: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(sin_3, select, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 4);  sin_3 = None
-        mul_4: "f32[1, 40, 2, 16]" = float_4 * gather_3;  float_4 = gather_3 = None
+        mul_4: "f32[1, 40, 2, 16]" = float_4 * gather_1;  float_4 = gather_1 = None
         add_3: "f32[1, 40, 2, 16]" = mul_3 + mul_4;  mul_3 = mul_4 = None
         out_1: "f32[1, 40, 2, 16]" = add_3.to(torch.float32);  add_3 = None
         query_3: "f32[1, 2, 40, 16]" = out.permute(0, 2, 1, 3);  out = None
@@ -398,16 +394,16 @@ class GraphModule(torch.nn.Module):
         x_rotated: "f32[1, 40, 2, 16]" = stack.flatten(3);  stack = None
         float_1: "f32[1, 40, 2, 16]" = query_2.float();  query_2 = None
         gather: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(cos_1, toma_dst_0_0, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 4);  cos_1 = None
-        mul_1: "f32[1, 40, 2, 16]" = float_1 * gather;  float_1 = gather = None
+        mul_1: "f32[1, 40, 2, 16]" = float_1 * gather;  float_1 = None
         float_2: "f32[1, 40, 2, 16]" = x_rotated.float();  x_rotated = None
-        gather_1: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(sin_1, toma_dst_0_0, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 4);  sin_1 = None
-        mul_2: "f32[1, 40, 2, 16]" = float_2 * gather_1;  float_2 = gather_1 = None
+        gather_1: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(sin_1, toma_dst_0_0, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 4);  sin_1 = toma_dst_0_0 = None
+        mul_2: "f32[1, 40, 2, 16]" = float_2 * gather_1;  float_2 = None
         add_2: "f32[1, 40, 2, 16]" = mul_1 + mul_2;  mul_1 = mul_2 = None
         out: "f32[1, 40, 2, 16]" = add_2.to(torch.float32);  add_2 = None
         cos_2: "f32[1, 72, 1, 16]" = l_image_rotary_emb_0_[(None, slice(None, None, None), None, slice(None, None, None))];  l_image_rotary_emb_0_ = None
         sin_2: "f32[1, 72, 1, 16]" = l_image_rotary_emb_1_[(None, slice(None, None, None), None, slice(None, None, None))];  l_image_rotary_emb_1_ = None
-        cos_3: "f32[1, 72, 1, 16]" = cos_2.to(device(type='cpu'));  cos_2 = None
-        sin_3: "f32[1, 72, 1, 16]" = sin_2.to(device(type='cpu'));  sin_2 = None
+        cos_3: "f32[1, 72, 1, 16]" = cos_2.to(device(type='cpu'));  cos_2 = cos_3 = None
+        sin_3: "f32[1, 72, 1, 16]" = sin_2.to(device(type='cpu'));  sin_2 = sin_3 = None
         reshape_1: "f32[1, 40, 2, 8, 2]" = key_2.reshape(1, 40, 2, -1, 2)
         unbind_1 = reshape_1.unbind(-1);  reshape_1 = None
         x_real_1: "f32[1, 40, 2, 8]" = unbind_1[0]
@@ -416,11 +412,9 @@ class GraphModule(torch.nn.Module):
         stack_1: "f32[1, 40, 2, 8, 2]" = torch.stack([neg_1, x_real_1], dim = -1);  neg_1 = x_real_1 = None
         x_rotated_1: "f32[1, 40, 2, 16]" = stack_1.flatten(3);  stack_1 = None
         float_3: "f32[1, 40, 2, 16]" = key_2.float();  key_2 = None
-        gather_2: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(cos_3, toma_dst_0_0, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 4);  cos_3 = None
-        mul_3: "f32[1, 40, 2, 16]" = float_3 * gather_2;  float_3 = gather_2 = None
+        mul_3: "f32[1, 40, 2, 16]" = float_3 * gather;  float_3 = gather = None
         float_4: "f32[1, 40, 2, 16]" = x_rotated_1.float();  x_rotated_1 = None
-        gather_3: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(sin_3, toma_dst_0_0, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 4);  sin_3 = toma_dst_0_0 = None
-        mul_4: "f32[1, 40, 2, 16]" = float_4 * gather_3;  float_4 = gather_3 = None
+        mul_4: "f32[1, 40, 2, 16]" = float_4 * gather_1;  float_4 = gather_1 = None
         add_3: "f32[1, 40, 2, 16]" = mul_3 + mul_4;  mul_3 = mul_4 = None
         out_1: "f32[1, 40, 2, 16]" = add_3.to(torch.float32);  add_3 = None
         query_3: "f32[1, 2, 40, 16]" = out.permute(0, 2, 1, 3);  out = None
