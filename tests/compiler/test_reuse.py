@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import toma_fx
-from toma_fx.architectures import example_inputs
+from toma_fx.architectures import build, example_inputs
 from toma_fx.ops import select as select_module
 from toma_fx.state import STATE
 
@@ -284,3 +284,23 @@ def test_reduce_overhead_mode(device):
     first = at_step(fn, inputs[0], 0)
     at_step(fn, inputs[1], 0, context="other")  # replays overwrite the pool in between
     assert torch.equal(at_step(fn, inputs[0], 1), first)
+
+
+@pytest.mark.parametrize("regional", [False, True], ids=["whole", "regional"])
+def test_two_models_interleaved_call_by_call_match_each_run_alone(regional):
+    """Kept destinations, weights and chains belong to their model: two Flux models (other weights,
+    same block classes and token sets), stepped in turn with reuse, give what each gives alone."""
+
+    def model_and_fn(seed):
+        model = build("flux", "tiny", seed=seed).eval()
+        return model, compile_model(model, small(select_every=2), regional)
+
+    def steps(fn, inputs, indices):
+        return [at_step(fn, inputs, i) for i in indices]
+
+    (a, fa), (b, fb) = model_and_fn(1), model_and_fn(2)
+    inputs_a, inputs_b = flux_inputs(a, seed=3), flux_inputs(b, seed=4)
+    alone_a, alone_b = steps(fa, inputs_a, range(4)), steps(fb, inputs_b, range(4))
+    interleaved = [(at_step(fa, inputs_a, i), at_step(fb, inputs_b, i)) for i in range(4)]
+    assert all(torch.equal(x, y) for x, y in zip(alone_a, [p[0] for p in interleaved]))
+    assert all(torch.equal(x, y) for x, y in zip(alone_b, [p[1] for p in interleaved]))
