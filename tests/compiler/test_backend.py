@@ -89,15 +89,17 @@ def test_regional_compile(name, grid):
     with torch.no_grad():
         expected = output(model(**inputs))
     rec = Recorder()
-    model.compile_repeated_blocks(backend=small(inner=rec, grid=grid or (16, 16)), fullgraph=True)
+    # dynamic=False as `toma_fx.apply` compiles: a recompile would otherwise trace symbolic token counts,
+    # which the pass leaves alone (with its reason).
+    model.compile_repeated_blocks(
+        backend=small(inner=rec, grid=grid or (16, 16)), fullgraph=True, dynamic=False
+    )
     with torch.no_grad():
         got = output(model(**inputs))
         output(model(**inputs))
     assert got.shape == expected.shape
-    merged = [
-        g for g in rec.graphs if any(getattr(n.target, "__name__", "") == "merge" for n in g.graph.nodes)
-    ]
-    assert merged, "no block graph was rewritten"
+    merges = [sum(getattr(n.target, "__name__", "") == "merge" for n in g.graph.nodes) for g in rec.graphs]
+    assert len(merges) >= 2 and all(merges), f"merges per block graph: {merges}"  # every block graph
 
 
 def test_backend_by_name_with_mode_and_options(monkeypatch):

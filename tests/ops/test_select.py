@@ -83,10 +83,10 @@ def test_select_destinations_per_block():
         assert torch.equal(d, d.sort(-1).values)
 
 
-def test_same_as_reference_and_opcheck():
-    x = torch.randn(5, 16, 24)
-    assert torch.equal(facility_location(x, 6), facility_location_reference(x, 6))
-    torch.library.opcheck(facility_location, (x, 6))
+def test_the_op_passes_opcheck():
+    """Schema, fake kernel and dispatch (its CPU body is the reference, checked against the greedy by
+    definition above)."""
+    torch.library.opcheck(facility_location, (torch.randn(5, 16, 24), 6))
 
 
 @pytest.mark.parametrize("k", [0, 17, -1])
