@@ -4,8 +4,8 @@ PYTHON ?= python3
 
 # Keep an installed torch; where there is none, take the CPU build instead of gigabytes of CUDA wheels.
 setup:
-	$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install torch==2.13.0
-	$(PYTHON) -m pip install -e ".[test]"
+	$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install --no-compile torch==2.13.0
+	$(PYTHON) -m pip install --no-compile -e ".[test]"  # modules compile to bytecode when first imported
 
 demo: setup
 	$(PYTHON) -m toma_fx demo

@@ -53,11 +53,11 @@ def test_two_generations_without_recompiles(name, regional, selections):
     generation(fn, inputs, 1, selections)  # compiles
     frames = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     with torch._dynamo.config.patch(error_on_recompile=True):
-        first = generation(fn, inputs, 10, selections)
-        second = generation(fn, inputs, 10, selections)
+        first = generation(fn, inputs, 4, selections)
+        second = generation(fn, inputs, 4, selections)
     per_select = first[0]
     assert per_select > 0
-    assert first == second == [per_select, 0, 0] * 3 + [per_select]
+    assert first == second == [per_select, 0, 0, per_select]
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == frames
 
 
@@ -286,14 +286,14 @@ def test_reduce_overhead_mode(device):
     assert torch.equal(at_step(fn, inputs[0], 1), first)
 
 
-@pytest.mark.parametrize("regional", [False, True], ids=["whole", "regional"])
-def test_two_models_interleaved_call_by_call_match_each_run_alone(regional):
+def test_two_models_interleaved_call_by_call_match_each_run_alone():
     """Kept destinations, weights and chains belong to their model: two Flux models (other weights,
-    same block classes and token sets), stepped in turn with reuse, give what each gives alone."""
+    same block classes and token sets), stepped in turn with reuse, give what each gives alone (compiled
+    regionally, as `toma_fx.apply` does)."""
 
     def model_and_fn(seed):
         model = build("flux", "tiny", seed=seed).eval()
-        return model, compile_model(model, small(select_every=2), regional)
+        return model, compile_model(model, small(select_every=2), regional=True)
 
     def steps(fn, inputs, indices):
         return [at_step(fn, inputs, i) for i in indices]
