@@ -11,7 +11,9 @@ Anchors are found by what ops do, never by module class or input name:
 
 An anchor's *source* is the `(B, L, C)` token tensor its first projections read, found by walking back
 from the queries (or the MLP's first linear) to the nearest linears. Merging the source, not the
-projections' outputs, makes the q/k/v and MLP projections run on merged tokens. Kinds follow from the
+projections' outputs, makes the q/k/v and MLP projections run on merged tokens. A low-rank update
+of a projection (an unfused LoRA: `base(x) + up(down(x)) * s`) is one linear map of `x`, so it reads
+the same source and the MLP's first linear is found through it. Kinds follow from the
 sources:
 
     self    q, k, v from one source              cross   k, v from another (text) source
@@ -49,6 +51,7 @@ _MATMUL = {operator.matmul, torch.matmul, torch.bmm}
 _CONV = {torch.conv1d, torch.conv2d, torch.conv3d, F.conv1d, F.conv2d, F.conv3d}
 _SCORE_GLUE = {operator.mul, operator.truediv, operator.add, operator.sub, torch.mul, torch.div, torch.add}
 _SCORE_GLUE_METHODS = {"mul", "div", "add", "sub", "float", "to", "type_as", "masked_fill", "contiguous"}
+_CASTS = {"to", "float", "half", "bfloat16", "type_as"}
 _LAYOUT_METHODS = {"view", "reshape", "unflatten", "permute", "transpose", "contiguous", "flatten"}
 
 
@@ -157,14 +160,11 @@ class _Images:
                 for f in seg.factors or ():
                     if f.root.op == "placeholder" and f.dim == 1 and example(f.root).dim() == 3:
                         projected.add(f.root)
-        self._projected = projected
+        self._input_rows = tuple(example(p).shape[1] for p in projected)
 
     def grid(self, seg) -> Grid | str:
         """The grid of a segment of rows, or why they are not image rows."""
-        return grid_of(seg, self.env, self.contexts, self._inputs_of_size)
-
-    def _inputs_of_size(self, L: int) -> int:
-        return sum(example(p).shape[1] == L for p in self._projected)
+        return grid_of(seg, self.env, self.contexts, self._input_rows)
 
     def find(self, source: Node, queries: Node | None = None) -> tuple[int, int, int, Grid, Node] | str:
         """`(token axis, offset, length, grid, root)` of the largest image segment of `source`'s rows,
@@ -304,8 +304,44 @@ def _back(node, functions, methods, targets, hops: int = 8) -> Node | None:
         ):
             node = node.args[0]
             continue
+        if _is_low_rank_sum(node):
+            node = node.args[0]  # base(x) + up(down(x)) * s: the base projection's side
+            continue
         return None
     return None
+
+
+def _low_rank_inner(linear: Node) -> Node | None:
+    """The inner linear of `up(down(x))`, through dtype casts and dropout, or None."""
+    return _back(linear.args[0], {F.dropout}, _CASTS, LINEAR, hops=3)
+
+
+def _is_linear(node) -> bool:
+    return isinstance(node, Node) and node.op == "call_function" and node.target in LINEAR
+
+
+def _is_low_rank_sum(node: Node) -> bool:
+    """`base(x) + up(down(x)) * s`: a projection and a low-rank update of it (LoRA, unfused), which is
+    one linear map of `x`."""
+    if not (node.op == "call_function" and node.target in (operator.add, torch.add) and len(node.args) == 2):
+        return False
+    base, update = node.args
+    if not (_is_linear(base) and isinstance(update, Node)):
+        return False
+    up = _back(update, {operator.mul, torch.mul}, {"mul", *_CASTS}, LINEAR, hops=3)
+    return up is not None and _low_rank_inner(up) is not None and _sources(update) == _sources(base)
+
+
+def _undropped(x):
+    """`x` under an inference dropout (`F.dropout(x, p, training=False)`), which returns `x`."""
+    while (
+        isinstance(x, Node)
+        and x.op == "call_function"
+        and x.target is F.dropout
+        and not (x.args[2] if len(x.args) > 2 else x.kwargs.get("training", True))
+    ):
+        x = x.args[0]
+    return x
 
 
 def _forward(node: Node, functions, methods, targets, hops: int = 4) -> Node | None:
@@ -333,7 +369,11 @@ def _sources(start: Node) -> set[Node]:
             continue
         seen.add(node)
         if node.op == "call_function" and node.target in LINEAR:
-            found.add(_lifted(node.args[0]))
+            inner = _low_rank_inner(node)
+            if inner is not None:  # up(down(x)): a linear of x (a LoRA branch)
+                stack.append(inner)
+            else:
+                found.add(_lifted(_undropped(node.args[0])))
             continue
         if node.op in ("call_function", "call_method"):
             stack.extend(a for a in node.all_input_nodes if not (a.op == "placeholder" and is_state(a)))

@@ -73,8 +73,9 @@ def context_grids(config_grid, call_grid, example_inputs: list) -> list[ContextG
     return grids
 
 
-def grid_of(seg: Segment, env: RowOrigins, contexts: list[ContextGrid], inputs_of_size) -> Grid | str:
-    """The grid of a segment's rows, or why they are not image rows."""
+def grid_of(seg: Segment, env: RowOrigins, contexts: list[ContextGrid], input_rows: tuple) -> Grid | str:
+    """The grid of a segment's rows, or why they are not image rows. `input_rows`: the row counts of
+    the graph's `(B, L, C)` token inputs that linears read."""
     if seg.factors is None:
         return f"rows of unknown origin ({seg.label})"
     factors = [f for f in seg.factors if f.size > 1]
@@ -94,7 +95,7 @@ def grid_of(seg: Segment, env: RowOrigins, contexts: list[ContextGrid], inputs_o
             found = _positions([f for f in seg.positions if f.size > 1])
             if isinstance(found, Grid):
                 return Grid(found.shape, f"positions: {input_name(root)}")
-        return _from_context(seg.size, root, contexts, inputs_of_size)
+        return _from_context(seg.size, root, contexts, input_rows)
     dims = [f.dim for f in factors]
     if len(set(dims)) != len(dims) or 0 in dims or any((root, d) in env.channels for d in dims):
         return "rows that are not spatial positions of an input"
@@ -115,9 +116,19 @@ def _positions(factors) -> Grid | str:
     return Grid(tuple(f.size for f in factors), "positions")
 
 
-def _from_context(L: int, root: Node, contexts: list[ContextGrid], inputs_of_size) -> Grid | str:
-    if inputs_of_size(L) > 1:
+def _from_context(L: int, root: Node, contexts: list[ContextGrid], input_rows: tuple) -> Grid | str:
+    """The grid of a token input's L rows, by count, from the grids of the call (and their UNet levels).
+
+    A block works at one resolution: a token input with fewer rows than another input that some level
+    holds is not image rows, even when a smaller level has its count (Flux's 256 text tokens and the
+    16x16 level of a 64x64 latent)."""
+    if input_rows.count(L) > 1:
         return f"{L} rows, as many as another token input: cannot tell which is the image"
+    counts = {math.prod(shape) for ctx in contexts for shape in ctx.levels()}
+    larger = [M for M in input_rows if M > L and M in counts]
+    if larger:
+        name = input_name(root)
+        return f"rows of input {name} ({L}), fewer than another token input's on the grid ({max(larger)})"
     for ctx in contexts:
         for shape in ctx.levels():
             if math.prod(shape) == L:

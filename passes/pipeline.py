@@ -132,6 +132,10 @@ def _run(gm: GraphModule, example_inputs: list, config: ToMAConfig, call_grid, e
         claimed |= rw.interior
         rewrites.append(rw)
     if not rewrites:
+        attention = [s.why for s in skips if s.kind == "attention"]
+        if attention and not plan_skips:  # not what the config asked for: say why
+            reasons = "; ".join(dict.fromkeys(attention))
+            warn_fallback(f"nothing merged in {graph_name(gm)}, its attention left alone: {reasons}")
         return Result(gm, skips=skips)
     group([rw.site for rw in rewrites], config)
     apply(new, rewrites)

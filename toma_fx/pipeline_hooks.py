@@ -121,8 +121,9 @@ def track_steps(pipe, *, grids: bool = False) -> StepTracker:
     """Follow a diffusers pipeline's steps and CFG branches; returns a tracker with `.remove()`.
 
     `grids=True` also records the latent grid of every denoiser call (`call_grids.call_grid`), which
-    block graphs of a regional compile cannot see; it must not be set when the whole denoiser is
-    compiled (the hook would run inside the compiled graph)."""
+    block graphs of a regional compile cannot see; it must not be set when the denoiser's `nn.Module`
+    call is compiled (`torch.compile(denoiser)`: the hook would run inside the compiled graph).
+    `toma_fx.apply` compiles beneath the hooks, so it always sets it."""
     tracker = StepTracker(pipe, grids=grids)
     track(tracker.denoiser, tracker)
     return tracker

@@ -23,10 +23,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from diffusers.hooks.hooks import HookRegistry
 
 from toma_fx import video_pipelines
 from toma_fx.architectures import build, created_on
 from toma_fx.backend import toma_backend
+from toma_fx.beneath_hooks import Replan, compile_beneath_hooks
 from toma_fx.config import ToMAConfig
 from toma_fx.pipeline_hooks import track_steps
 from toma_fx.video_pipelines import VIDEO_DEFAULTS
@@ -58,6 +60,8 @@ PIPELINES = {
 """Architecture -> (pipeline class, denoiser attribute, scheduler class)."""
 
 ARCH_OF_PIPELINE = {cls: arch for arch, (cls, _, _) in PIPELINES.items()}
+
+_COMPILE_HOOK = "toma_fx_compile"
 
 _WAN_SCHEDULER = dict(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0)  # 480p
 _SCHEDULERS = {  # the published pipelines' scheduler settings that change the sampling loop
@@ -108,10 +112,16 @@ def apply(
     inner="inductor",
     mode: str | None = None,
     options: dict | None = None,
+    **fields,
 ):
     """Compile `pipe`'s denoiser through `toma_backend` with `config`, in place; returns `pipe`.
 
+        toma_fx.apply(pipe, ratio=0.5)                              # as tomesd.apply_patch is called
+        toma_fx.apply(pipe, ToMAConfig(ratio=0.5, select_every=3))  # the same, with a config object
+
     Args:
+        config: the config; `ToMAConfig()` when None.
+        fields: `ToMAConfig` fields, validated as there; with `config`, they change those fields of it.
         regional: compile each repeated block class once (`compile_repeated_blocks`) rather than the
             whole denoiser; falls back to whole when the model declares no repeated blocks.
         inner, mode, options: as for `ToMABackend` and `torch.compile` (`mode` and `options` exclude
@@ -119,11 +129,14 @@ def apply(
     """
     if config is not None and not isinstance(config, ToMAConfig):
         raise ValueError(f"config must be a ToMAConfig, got {type(config).__name__}")
+    config = (config or ToMAConfig()).replace(**fields) if fields else (config or ToMAConfig())
     denoiser = denoiser_of(pipe)
     remove(pipe)
     regional = regional and bool(getattr(denoiser, "_repeated_blocks", None))
-    tracker = track_steps(pipe, grids=regional)
-    backend = toma_backend.configure(config or ToMAConfig(), inner=inner)
+    # What is compiled lies beneath the denoiser's hooks (`compile_denoiser`), so the grid hook runs
+    # eagerly even for a whole-model compile; block graphs of either kind may need the call's grid.
+    tracker = track_steps(pipe, grids=True)
+    backend = toma_backend.configure(config, inner=inner)
     kwargs = {k: v for k, v in (("mode", mode), ("options", options)) if v is not None}
     uncompile = compile_denoiser(denoiser, regional=regional, backend=backend, **kwargs)
     denoiser._toma_fx = (tracker, uncompile)
@@ -146,17 +159,26 @@ def remove(pipe):
 def compile_denoiser(denoiser: torch.nn.Module, *, regional: bool, **kwargs) -> Callable[[], None]:
     """Compile `denoiser` in place with `torch.compile(fullgraph=True, dynamic=False, **kwargs)`: each
     repeated block (`_repeated_blocks`, subclasses included: tomesd's patched blocks) when `regional`
-    and the model declares them, else whole. Returns the function that undoes it."""
+    and the model declares them, else whole. What is compiled is each module's own forward, beneath the
+    diffusers hooks (step caches) around it or inside it, enabled before or after this call
+    (`beneath_hooks`). Returns the function that undoes it."""
     names = set(getattr(denoiser, "_repeated_blocks", None) or ())
-    blocks = [m for m in denoiser.modules() if names.intersection(c.__name__ for c in type(m).__mro__)]
-    if not regional or not blocks:
-        blocks = [denoiser]
-    for module in blocks:
-        module.compile(fullgraph=True, dynamic=False, **kwargs)
+
+    def plan() -> Callable[[], None]:
+        blocks = [m for m in denoiser.modules() if names.intersection(c.__name__ for c in type(m).__mro__)]
+        if not regional or not blocks:
+            blocks = [denoiser]
+        undos = [compile_beneath_hooks(m, fullgraph=True, dynamic=False, **kwargs) for m in blocks]
+        return lambda: [undo() for undo in undos]
+
+    registry = HookRegistry.check_if_exists_or_initialize(denoiser)
+    registry.remove_hook(_COMPILE_HOOK, recurse=False)
+    replan = Replan(plan)
+    registry.register_hook(replan, _COMPILE_HOOK)
 
     def undo():
-        for module in blocks:
-            module._compiled_call_impl = None  # what nn.Module.compile set
+        replan.undo()
+        registry.remove_hook(_COMPILE_HOOK, recurse=False)
 
     return undo
 

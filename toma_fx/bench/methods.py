@@ -1,4 +1,5 @@
-"""The ways the pipeline benchmark runs a denoiser: eager, plain torch.compile, ToMA, tomesd.
+"""The ways the pipeline benchmark runs a denoiser: eager, plain torch.compile, ToMA, tomesd, and
+each compiled one with a diffusers step cache.
 
 A `Method` installs itself on a pipeline in place and returns the function that undoes it, so one
 pipeline (one set of weights, one seed) serves every method in turn. Compiled methods compile the same
@@ -19,11 +20,12 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from toma_fx import caches
 from toma_fx.config import ToMAConfig
 from toma_fx.explain import explain
 from toma_fx.pipelines import apply, compile_denoiser, denoiser_of, remove
 
-__all__ = ["Method", "compiled", "eager", "toma", "tomesd", "tomesd_skip_reason"]
+__all__ = ["Method", "compiled", "eager", "toma", "tomesd", "tomesd_skip_reason", "with_cache"]
 
 Undo = Callable[[], None]
 
@@ -40,6 +42,24 @@ class Method:
     """Fraction of tokens merged where merged."""
     flop_ideal: Callable[[torch.nn.Module, dict], float] | None = None
     """`(denoiser, call kwargs) -> FLOPs unmerged / FLOPs merged`; None: nothing merged (1.0)."""
+
+
+def with_cache(method: Method, cache: str, *, steps: int, **settings) -> Method:
+    """`method` on the pipeline with diffusers' step cache `cache` (`toma_fx.caches`, with `settings`
+    changed) enabled first. Its FLOP-ideal ratio stays per denoiser call: the steps the cache skips
+    show in the timings."""
+
+    def install(pipe) -> Undo:
+        caches.enable(pipe, cache, steps=steps, **settings)
+        undo = method.install(pipe)
+
+        def undo_both():
+            undo()
+            caches.disable(pipe)
+
+        return undo_both
+
+    return Method(f"{method.name} + {cache}", method.kind, install, method.ratio, method.flop_ideal)
 
 
 def eager() -> Method:

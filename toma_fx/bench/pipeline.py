@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from toma_fx import argtypes
+from toma_fx import argtypes, caches
 from toma_fx.architectures import example_inputs
 from toma_fx.bench import methods as M
 from toma_fx.bench.breakdown import PartitionedInductor, profile_parts
@@ -187,11 +187,18 @@ def methods_for(
     eager: bool,
     tomesd: bool,
     compiler: str,
+    cache: str | None = None,
+    cache_settings: dict | None = None,
+    steps: int = 28,
 ) -> tuple[list[M.Method], dict[str, str]]:
-    """The methods to run at `resolution` `(H, W)`, and the reasons for those left out."""
+    """The methods to run at `resolution` `(H, W)`, and the reasons for those left out. With `cache`
+    (`toma_fx.caches`), plain compile and each ToMA ratio also run with that step cache."""
     chosen = [M.eager()] if eager else []
-    chosen.append(M.compiled(regional=regional, compiler=compiler))
-    chosen += [M.toma(config.replace(ratio=r), regional=regional, inner=compiler) for r in ratios]
+    compiled = [M.compiled(regional=regional, compiler=compiler)]
+    compiled += [M.toma(config.replace(ratio=r), regional=regional, inner=compiler) for r in ratios]
+    chosen += compiled
+    if cache is not None:
+        chosen += [M.with_cache(m, cache, steps=steps, **(cache_settings or {})) for m in compiled]
     skipped = {}
     if tomesd:
         reason = M.tomesd_skip_reason(pipe)
@@ -231,6 +238,8 @@ def run(
     progress: bool = True,
     compiler: str = "inductor",
     frames: int | None = None,
+    cache: str | None = None,
+    cache_settings: dict | None = None,
 ) -> dict:
     """The whole benchmark on one pipeline; writes the report files into `out_dir` and returns the report.
 
@@ -268,7 +277,7 @@ def run(
     steps = steps or (_default_steps(pipe) if size == "full" else 8)
     chosen, skipped = methods_for(
         pipe, config, ratios, resolution=resolution, regional=regional, eager=eager, tomesd=tomesd,
-        compiler=compiler,
+        compiler=compiler, cache=cache, cache_settings=cache_settings, steps=steps,
     )  # fmt: skip
     rows, images = measure(
         pipe, arch, inputs, [*chosen, *extra], resolution=resolution, steps=steps, scorers=scorers,
@@ -382,6 +391,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reuse-weights", action="store_true")
     p.add_argument("--kinds", nargs="+", choices=sorted(REGION_KINDS), help="what ToMA merges (default: all)")
     p.add_argument("--whole", action="store_true", help="compile whole denoisers, not their blocks")
+    p.add_argument(
+        "--cache", choices=sorted(caches.CACHES), help="also run plain compile and ToMA with this step cache"
+    )
+    p.add_argument("--cache-threshold", type=float, help="the cache's threshold (fbc, magcache)")
     argtypes.compiler_flag(p)
     p.add_argument("--no-eager", action="store_true", help="leave out the eager run")
     p.add_argument("--no-tomesd", action="store_true", help="leave out tomesd")
@@ -405,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
             ratios=tuple(args.ratios), config=config, regional=not args.whole, eager=not args.no_eager,
             tomesd=not args.no_tomesd, profile=not args.no_profile, true_cfg=args.true_cfg,
             device=args.device, dino=args.dino, clip=args.clip, prompts=tuple(args.prompt),
-            compiler=args.compiler, frames=args.frames,
+            compiler=args.compiler, frames=args.frames, cache=args.cache,
+            cache_settings=None if args.cache_threshold is None else {"threshold": args.cache_threshold},
         )  # fmt: skip
     except ValueError as e:
         print(f"toma-fx bench: error: {e}", file=sys.stderr)
