@@ -51,6 +51,7 @@ _MATMUL = {operator.matmul, torch.matmul, torch.bmm}
 _CONV = {torch.conv1d, torch.conv2d, torch.conv3d, F.conv1d, F.conv2d, F.conv3d}
 _SCORE_GLUE = {operator.mul, operator.truediv, operator.add, operator.sub, torch.mul, torch.div, torch.add}
 _SCORE_GLUE_METHODS = {"mul", "div", "add", "sub", "float", "to", "type_as", "masked_fill", "contiguous"}
+_ATTENTION_KERNEL = re.compile(r"attention|attn", re.IGNORECASE)
 _CASTS = {"to", "float", "half", "bfloat16", "type_as"}
 _LAYOUT_METHODS = {"view", "reshape", "unflatten", "permute", "transpose", "contiguous", "flatten"}
 
@@ -111,6 +112,7 @@ def discover(
             site.attention.append((kind, anchor))
             site.queries = site.queries or q
     skips += _linear_attention(gm, env, images, attentions)
+    skips += _other_attention(gm, attentions)
     for node in gm.graph.nodes:
         if _is_activation(node):
             found = _mlp(node, images)
@@ -263,6 +265,25 @@ def _linear_attention(gm, env: RowOrigins, images: _Images, attentions) -> list[
             continue
         if any(isinstance(images.grid(s), Grid) for s in a[-1]):
             why = "linear attention: k^T v sums over the tokens, its cost is already linear in them"
+            skips.append(Skip(module_path(node), "attention", why))
+    return _dedupe(skips)
+
+
+def _other_attention(gm: GraphModule, attentions) -> list[Skip]:
+    """Attention kernels the pass does not anchor (FlexAttention, flash and sage kernels behind custom
+    ops): reported, never merged. Named by what their op is called, since their arguments (block masks,
+    packed varlen layouts) say nothing the pass could use."""
+    skips = []
+    for node in gm.graph.nodes:
+        if (
+            node.op != "call_function"
+            or node in attentions
+            or node.target in (SDPA, F.scaled_dot_product_attention)
+        ):
+            continue
+        name = str(getattr(node.target, "__name__", node.target))
+        if _ATTENTION_KERNEL.search(name):
+            why = f"{name}: an attention kernel the pass does not anchor (only sdpa and softmax(q k^T) v)"
             skips.append(Skip(module_path(node), "attention", why))
     return _dedupe(skips)
 

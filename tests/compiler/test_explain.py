@@ -40,14 +40,17 @@ def test_regions_per_kind(name):
 
 def test_text_tokens_are_never_merged():
     """Flux: the caption rows are kept (8 of them beside the 64 image rows of the single blocks), and
-    the caption MLP is skipped because its rows lie on no grid."""
+    the caption MLP is skipped: its 8 rows are fewer than the image input's 64 on the grid."""
     model, inputs = tiny("flux")
     report = toma_fx.explain(model, **inputs, config=SMALL)
     assert {(r.tokens, r.text) for r in report.regions if r.kind == "single"} == {(64, 8)}
     assert {(r.tokens, r.text) for r in report.regions if r.kind != "single"} == {(64, 0)}
     (skip,) = report.skipped
     assert skip.path == "transformer_blocks.0.ff_context"
-    assert "rows of input encoder_hidden_states (8), which no grid of the call holds" in skip.why
+    assert (
+        "rows of input encoder_hidden_states (8), fewer than another token input's on the grid (64)"
+        in skip.why
+    )
 
 
 def test_levels_by_min_tokens():
