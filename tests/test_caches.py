@@ -13,7 +13,7 @@ from toma_fx.beneath_hooks import CompiledForward
 from toma_fx.pipelines import apply, build_pipeline, compile_denoiser, prompt_inputs, remove
 
 SMALL = ToMAConfig(ratio=0.5, min_tokens=16, tile=(4, 4), select_every=2)
-STEPS = 4
+STEPS = 3
 
 
 def generate(pipe, inputs) -> torch.Tensor:

@@ -68,7 +68,7 @@ def with_components(arch: str, cls: str, components):
 def generate(pipe, inputs, extra) -> torch.Tensor:
     with torch.no_grad():
         out = pipe(
-            **inputs, **extra, height=SIZE, width=SIZE, num_inference_steps=4, output_type="pt",
+            **inputs, **extra, height=SIZE, width=SIZE, num_inference_steps=3, output_type="pt",
             generator=torch.Generator().manual_seed(0),
         )  # fmt: skip
     return out.images
