@@ -9,6 +9,17 @@ from toma_fx.architectures import build, example_inputs
 CONFIG = toma_fx.ToMAConfig(min_tokens=16, tile=(4, 4))
 
 
+@pytest.fixture(autouse=True)
+def active_backend_restored():
+    """`set_attention_backend` also sets diffusers' process-wide active backend, which every later
+    attention call without a backend of its own uses (and `reset_attention_backend` leaves it)."""
+    from diffusers.models.attention_dispatch import _AttentionBackendRegistry
+
+    active = _AttentionBackendRegistry._active_backend
+    yield
+    _AttentionBackendRegistry.set_active_backend(active)
+
+
 @pytest.fixture(scope="module")
 def flux():
     model = build("flux", "tiny")

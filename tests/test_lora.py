@@ -84,10 +84,11 @@ def test_a_new_adapter_scale_recompiles_each_block_graph_once(lora_folder):
     recompiles each block graph under plain `torch.compile`; toma-fx recompiles exactly those, once."""
     pipe, inputs = with_lora(lora_folder)
     apply(pipe, SMALL, inner="aot_eager")
-    stats = torch._dynamo.utils.counters["stats"]
+    stats = torch._dynamo.utils.counters["stats"]  # process-wide: count the differences
+    start = stats["unique_graphs"]
     generate(pipe, inputs, steps=1)
-    blocks = stats["unique_graphs"]
+    blocks = stats["unique_graphs"] - start
     pipe.set_adapters(["style"], [0.5])
     generate(pipe, inputs, steps=1)
     generate(pipe, inputs, steps=1)
-    assert stats["unique_graphs"] == 2 * blocks
+    assert stats["unique_graphs"] - start == 2 * blocks

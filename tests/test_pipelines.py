@@ -12,6 +12,10 @@ IMAGE_PIPELINES = sorted(set(PIPELINES) - set(VIDEO_DEFAULTS))
 SMALL = ToMAConfig(min_tokens=16, select_every=2)
 
 
+def applied_config(pipe) -> ToMAConfig:
+    return pipe.transformer._toma_fx[2]
+
+
 def generate(pipe, inputs, steps=4, size=(128, 96)) -> torch.Tensor:
     h, w = size
     with torch.no_grad():
@@ -83,11 +87,22 @@ def test_from_a_local_folder(tmp_path):
             r"model path '/nonexistent' is not a diffusers pipeline folder",
         ),
         (lambda: apply(build_pipeline("sd3"), {"ratio": 0.5}), r"config must be a ToMAConfig, got dict"),
+        (lambda: apply(build_pipeline("sd3"), ratio=1.5), r"ratio must be a number in \[0, 1\), got 1.5"),
+        (lambda: apply(build_pipeline("sd3"), ratios=0.5), r"unknown ToMAConfig fields \['ratios'\]"),
     ],
 )
 def test_clear_errors(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_fields_as_keywords_are_the_config():
+    """`apply(pipe, ratio=...)` as tomesd users write it; with a config, the keywords change its fields."""
+    pipe = build_pipeline("sd3")
+    apply(pipe, ToMAConfig(tile=(2, 2)), ratio=0.25, inner="aot_eager")
+    assert applied_config(pipe) == ToMAConfig(tile=(2, 2), ratio=0.25)
+    apply(pipe, ratio=0.75, inner="aot_eager")
+    assert applied_config(pipe) == ToMAConfig(ratio=0.75)
 
 
 @pytest.mark.parametrize("name", ["flux", "sdxl"])

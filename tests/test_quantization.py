@@ -11,6 +11,7 @@ import torch
 from tests.compiler.helpers import Recorder
 from toma_fx import ToMAConfig
 from toma_fx.pipelines import apply, build_pipeline, prompt_inputs
+from toma_fx.quantize import quantize
 
 torchao = pytest.importorskip("torchao")
 from torchao.quantization import (  # noqa: E402
@@ -58,3 +59,8 @@ def test_quantized_linears_are_merged(unquantized, quantization):
     assert merges(rec) == expected_merges
     assert got.shape == expected.shape and torch.isfinite(got).all()
     assert (got - expected).abs().max() < 0.1  # int8 rounding, not a different merge
+
+
+def test_quantize_by_name_names_the_choices():
+    with pytest.raises(ValueError, match=r"quantization must be one of \['fp8-dynamic', 'int8-dynamic'"):
+        quantize(build_pipeline("flux"), "int4")

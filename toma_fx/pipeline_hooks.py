@@ -153,17 +153,19 @@ class StepTracker:
         return self._denoiser()
 
     def now(self) -> tuple[int | None, str | None, int | None, int]:
-        """(step index or None to count calls, branch, generation token, denoiser call id)."""
+        """(step index or None to count calls, branch, schedule token, denoiser call id). The token is
+        the identity of the scheduler's timesteps, which each generation sets anew."""
         contexts = self._hook().contexts
         context = contexts._context
         name, call = (context.name, contexts.call) if context is not None else (None, 0)
-        if context is not None and context.step_index is not None:
-            return context.step_index, name, None, call
         scheduler = getattr(self._pipe(), "scheduler", None)
+        schedule = id(getattr(scheduler, "timesteps", None))  # set anew by each generation's set_timesteps
+        if context is not None and context.step_index is not None:
+            return context.step_index, name, schedule, call
         if scheduler is None or not hasattr(scheduler, "step_index"):
-            return None, name, id(getattr(scheduler, "timesteps", None)), call
+            return None, name, schedule, call
         index = scheduler.step_index
-        return (0 if index is None else index - (scheduler.begin_index or 0)), name, None, call
+        return (0 if index is None else index - (scheduler.begin_index or 0)), name, schedule, call
 
     def remove(self) -> None:
         """Stop tracking: the hook leaves the denoiser, calls fall back to counted steps."""

@@ -139,7 +139,7 @@ def apply(
     backend = toma_backend.configure(config, inner=inner)
     kwargs = {k: v for k, v in (("mode", mode), ("options", options)) if v is not None}
     uncompile = compile_denoiser(denoiser, regional=regional, backend=backend, **kwargs)
-    denoiser._toma_fx = (tracker, uncompile)
+    denoiser._toma_fx = (tracker, uncompile, config)
     return pipe
 
 
@@ -149,7 +149,7 @@ def remove(pipe):
     applied = getattr(denoiser, "_toma_fx", None)
     if applied is None:
         return pipe
-    tracker, uncompile = applied
+    tracker, uncompile, _ = applied
     uncompile()
     tracker.remove()
     del denoiser._toma_fx

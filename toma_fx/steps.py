@@ -13,8 +13,9 @@ The first source that applies wins:
 3. **Counted calls**: call k of a block is step k. Right for loops that call the denoiser once per step;
    generations follow on from each other until `toma_fx.reset_steps()`.
 
-A step index lower than the last one seen in a context starts a new generation, so an interrupted
-generation followed by a new one starts a fresh schedule. Selections are kept per context (CFG branch):
+A step index lower than the last one seen in a context starts a new generation, and so does a new
+schedule token (a pipeline's new timesteps), so an interrupted generation followed by a new one, or
+one-step generations in a row, each start a fresh schedule. Selections are kept per context (CFG branch):
 cond and uncond never share destinations. A CFG batch (cond and uncond in one call) is one context whose
 destinations are selected per sample.
 """
@@ -47,7 +48,7 @@ _explicit: ContextVar[tuple | None] = ContextVar("toma_fx_step", default=None)
 _calls = itertools.count(1)
 _trackers = WeakIdKeyDictionary()  # denoiser parameter -> its pipeline's StepTracker
 _counts = WeakIdKeyDictionary()  # block key -> {context: (generation token, calls)}, for counted steps
-_clocks: dict[str | None, tuple[int, int]] = {}  # context -> (last index seen, generation)
+_clocks: dict[str | None, tuple] = {}  # context -> (last index seen, generation, schedule token)
 _epoch = 0  # bumped by reset_steps: a new generation everywhere
 
 
@@ -104,8 +105,8 @@ def now(key) -> Now:
         count = count + 1 if seen == token else 0
         calls[context] = (token, count)
         return Now(context, count, token, call)
-    last, generation = _clocks.get(context, (-1, 0))
-    if index < last:
+    last, generation, last_token = _clocks.get(context, (-1, 0, token))
+    if index < last or token != last_token:  # a new schedule (one-step generations have index 0 only)
         generation += 1
-    _clocks[context] = (index, generation)
+    _clocks[context] = (index, generation, token)
     return Now(context, index, (_epoch, generation), call)

@@ -41,6 +41,7 @@ from toma_fx.bench.report import markdown_table, plot_against_ratio, write_sheet
 from toma_fx.bench.timing import environment
 from toma_fx.config import REGION_KINDS, ToMAConfig
 from toma_fx.pipelines import PIPELINES, denoiser_of, open_pipeline
+from toma_fx.quantize import QUANTIZATIONS, quantize
 from toma_fx.state import STATE
 from toma_fx.video_pipelines import VIDEO_DEFAULTS, denoiser_inputs
 
@@ -240,6 +241,7 @@ def run(
     frames: int | None = None,
     cache: str | None = None,
     cache_settings: dict | None = None,
+    quantization: str | None = None,
 ) -> dict:
     """The whole benchmark on one pipeline; writes the report files into `out_dir` and returns the report.
 
@@ -269,6 +271,8 @@ def run(
     pipe, arch, inputs = open_pipeline(
         source, size, batch=batch, prompts=prompts, true_cfg=true_cfg, device=dev, dtype=dtype
     )
+    if quantization is not None:
+        quantize(pipe, quantization)
     if frames is not None:
         if arch not in VIDEO_DEFAULTS:
             raise ValueError(f"frames applies to the video pipelines {sorted(VIDEO_DEFAULTS)}, got {arch!r}")
@@ -395,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         "--cache", choices=sorted(caches.CACHES), help="also run plain compile and ToMA with this step cache"
     )
     p.add_argument("--cache-threshold", type=float, help="the cache's threshold (fbc, magcache)")
+    p.add_argument("--quantize", choices=sorted(QUANTIZATIONS), help="torchao-quantize the denoiser first")
     argtypes.compiler_flag(p)
     p.add_argument("--no-eager", action="store_true", help="leave out the eager run")
     p.add_argument("--no-tomesd", action="store_true", help="leave out tomesd")
@@ -420,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device, dino=args.dino, clip=args.clip, prompts=tuple(args.prompt),
             compiler=args.compiler, frames=args.frames, cache=args.cache,
             cache_settings=None if args.cache_threshold is None else {"threshold": args.cache_threshold},
+            quantization=args.quantize,
         )  # fmt: skip
     except ValueError as e:
         print(f"toma-fx bench: error: {e}", file=sys.stderr)
