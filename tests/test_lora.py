@@ -7,7 +7,7 @@ are the same as without it (`passes/discover.py`) and the merged output is the f
 import pytest
 import torch
 
-from tests.compiler.helpers import Recorder
+from tests.compiler.helpers import Recorder, merges_per_graph
 from toma_fx import ToMAConfig
 from toma_fx.pipelines import apply, build_pipeline, prompt_inputs, remove
 
@@ -46,10 +46,6 @@ def with_lora(folder):
     pipe = build_pipeline("flux", seed=0)
     pipe.load_lora_weights(folder, adapter_name="style")
     return pipe, prompt_inputs("flux", pipe, true_cfg=False)
-
-
-def merges_per_graph(rec: Recorder) -> list[int]:
-    return [sum(getattr(n.target, "__name__", "") == "merge" for n in g.graph.nodes) for g in rec.graphs]
 
 
 def test_unfused_lora_is_merged_like_the_fused_one(lora_folder):

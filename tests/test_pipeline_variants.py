@@ -12,7 +12,7 @@ import diffusers
 import pytest
 import torch
 
-from tests.compiler.helpers import Recorder
+from tests.compiler.helpers import Recorder, merges_per_graph
 from toma_fx import FallbackWarning, ToMAConfig
 from toma_fx.pipelines import apply, build_pipeline, prompt_inputs
 
@@ -92,7 +92,7 @@ def test_apply_finds_the_denoiser_grid_and_steps(name):
     first = generate(pipe, inputs, extra)
     with torch._dynamo.config.patch(error_on_recompile=True):
         second = generate(pipe, inputs, extra)
-    merges = [sum(getattr(n.target, "__name__", "") == "merge" for n in g.graph.nodes) for g in rec.graphs]
+    merges = merges_per_graph(rec)
     assert merges and all(merges), f"merges per graph: {merges}"
     assert first.shape == untouched.shape == (1, 3, SIZE, SIZE)
     assert torch.equal(first, second)

@@ -8,7 +8,7 @@ the regions are those of the unquantized model, and the merged output stays clos
 import pytest
 import torch
 
-from tests.compiler.helpers import Recorder
+from tests.compiler.helpers import Recorder, merges_per_graph
 from toma_fx import ToMAConfig
 from toma_fx.pipelines import apply, build_pipeline, prompt_inputs
 from toma_fx.quantize import quantize
@@ -32,10 +32,6 @@ def generate(pipe, inputs) -> torch.Tensor:
     return out.images
 
 
-def merges(rec: Recorder) -> list[int]:
-    return [sum(getattr(n.target, "__name__", "") == "merge" for n in g.graph.nodes) for g in rec.graphs]
-
-
 @pytest.fixture(scope="module")
 def unquantized():
     """Merges per block graph and the merged images of the unquantized tiny Flux."""
@@ -44,7 +40,7 @@ def unquantized():
     rec = Recorder()
     apply(pipe, SMALL, inner=rec)
     images = generate(pipe, inputs)
-    return merges(rec), images
+    return merges_per_graph(rec), images
 
 
 @pytest.mark.parametrize("quantization", [Int8WeightOnlyConfig, Int8DynamicActivationInt8WeightConfig])
@@ -56,7 +52,7 @@ def test_quantized_linears_are_merged(unquantized, quantization):
     rec = Recorder()
     apply(pipe, SMALL, inner=rec)
     got = generate(pipe, inputs)
-    assert merges(rec) == expected_merges
+    assert merges_per_graph(rec) == expected_merges
     assert got.shape == expected.shape and torch.isfinite(got).all()
     assert (got - expected).abs().max() < 0.1  # int8 rounding, not a different merge
 

@@ -129,7 +129,9 @@ def apply(
     """
     if config is not None and not isinstance(config, ToMAConfig):
         raise ValueError(f"config must be a ToMAConfig, got {type(config).__name__}")
-    config = (config or ToMAConfig()).replace(**fields) if fields else (config or ToMAConfig())
+    config = config or ToMAConfig()
+    if fields:
+        config = config.replace(**fields)
     denoiser = denoiser_of(pipe)
     remove(pipe)
     regional = regional and bool(getattr(denoiser, "_repeated_blocks", None))

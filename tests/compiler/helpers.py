@@ -26,6 +26,11 @@ class Recorder:
         return self.then(gm, example_inputs) if self.then else gm.forward
 
 
+def merges_per_graph(rec: Recorder) -> list[int]:
+    """The merge nodes in each graph `rec` kept."""
+    return [sum(getattr(n.target, "__name__", "") == "merge" for n in g.graph.nodes) for g in rec.graphs]
+
+
 def output(out) -> torch.Tensor:
     """The sample tensor of a diffusers output, a tuple, or a tensor."""
     if isinstance(out, torch.Tensor):
