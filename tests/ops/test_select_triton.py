@@ -41,6 +41,46 @@ def test_strided_and_half_precision_inputs():
     assert torch.equal(facility_location_triton(x.bfloat16(), 8), expected)
 
 
+@pytest.mark.parametrize("reuse", [True, False])
+def test_kept_picks_are_copied_when_the_flag_says_reuse(reuse):
+    """With kept picks, the flag (read inside the kernel) chooses them or fresh ones."""
+    x = tie_free(3, 16, 32, 8).to(DEVICE)
+    kept = torch.arange(8, 16, device=DEVICE).expand(3, 8).contiguous()
+    flag = torch.tensor(reuse, device=DEVICE)
+    expected = kept if reuse else facility_location_reference(x, 8)
+    assert torch.equal(facility_location_triton(x, 8, kept, flag), expected)
+
+
+_BUILD_FOR_HOPPER = """
+from triton import compile
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from toma_fx.ops.select_triton import MAX_TILE, _facility_location_kernel as kernel
+
+pointers = {"x_ptr": "*bf16", "out_ptr": "*i64", "kept_ptr": "*i64", "reuse_ptr": "*i1"}
+for block_s, has_kept in [(16, False), (MAX_TILE, True)]:
+    meta = {"BLOCK_S": block_s, "BLOCK_C": max(16, min(128, 4096 // block_s)), "HAS_KEPT": has_kept}
+    signature = {n: pointers.get(n, "constexpr" if n in meta else "i32") for n in kernel.arg_names}
+    cubin = compile(ASTSource(kernel, signature, meta), target=GPUTarget("cuda", 90, 32)).asm["cubin"]
+    assert cubin[:4] == b"\\x7fELF", cubin[:4]
+    print(block_s, has_kept, len(cubin))
+"""
+
+
+def test_kernel_builds_for_hopper():
+    """The kernel compiles to sm_90 cubins (what an H100 runs), with and without kept picks, at the
+    smallest and the largest tile: what the interpreter never checks. Run apart, because the
+    interpreter (set for this process) replaces the kernel by a Python function."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = subprocess.run([sys.executable, "-c", _BUILD_FOR_HOPPER], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(done.stdout.splitlines()) == 2
+
+
 def test_tiles_too_large_for_the_kernel_are_refused():
     """The kernel never falls back on its own: the op chooses (the reference for such tiles, below)."""
     x = tie_free(1, MAX_TILE + 16, 8, 4).to(DEVICE)

@@ -43,10 +43,19 @@ def tile_layout(layout: Layout) -> TileLayout:
     return TileLayout(grid, tile, ratio)
 
 
-def select(x: torch.Tensor, layout: Layout, rows: Rows) -> torch.Tensor:
-    """Destinations of the image rows of a token tensor `x`: `(B, Nm)` int64 indices inside each tile."""
+def select(
+    x: torch.Tensor,
+    layout: Layout,
+    rows: Rows,
+    kept: torch.Tensor | None = None,
+    reuse: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Destinations of the image rows of a token tensor `x`: `(B, Nm)` int64 indices inside each tile.
+    With kept destinations `(B, Nm)` and a 0-dim bool `reuse`: `kept` where `reuse` is true (the graph
+    variant that serves select and reuse steps alike, `passes/variants.py`)."""
     L = tile_layout(layout)
-    idx = select_destinations(_image(x, L, rows), L)
+    given = () if kept is None else (_split(kept, L), reuse)
+    idx = select_destinations(_image(x, L, rows), L, *given)
     return L.join_merged([i[..., None] for i in idx])[..., 0]
 
 

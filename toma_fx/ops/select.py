@@ -59,51 +59,77 @@ def _ascending(taken: torch.Tensor, k: int) -> torch.Tensor:
 
 
 @torch.library.custom_op("toma_fx::facility_location", mutates_args=())
-def facility_location(metric: torch.Tensor, k: int) -> torch.Tensor:
-    """`(G, S, C), k -> (G, k)` int64: greedy facility-location destinations per tile, ascending."""
-    _check_k(metric, k)
+def facility_location(
+    metric: torch.Tensor, k: int, kept: torch.Tensor | None = None, reuse: torch.Tensor | None = None
+) -> torch.Tensor:
+    """`(G, S, C), k -> (G, k)` int64: greedy facility-location destinations per tile, ascending.
+
+    With `kept` `(G, k)` and a 0-dim bool `reuse` on the metric's device: a copy of `kept` where
+    `reuse` is true, fresh destinations where it is false. One compiled graph then serves the steps
+    that select and the steps that reuse (the flag is an input, so neither recompiles), and the flag is
+    read where it lives: on the host for CPU tensors, inside the kernel on CUDA (no sync, and CUDA
+    graphs replay either branch)."""
+    _check_k(metric, k, kept, reuse)
+    if kept is not None and bool(reuse):
+        return kept.clone()
     return facility_location_reference(metric, k)
 
 
 @facility_location.register_fake
-def _(metric: torch.Tensor, k: int) -> torch.Tensor:
-    _check_k(metric, k)
+def _(metric: torch.Tensor, k: int, kept=None, reuse=None) -> torch.Tensor:
+    _check_k(metric, k, kept, reuse)
     return metric.new_empty((metric.shape[0], k), dtype=torch.int64)
 
 
 @facility_location.register_kernel("cuda")
-def _(metric: torch.Tensor, k: int) -> torch.Tensor:
-    _check_k(metric, k)
-    if importlib.util.find_spec("triton") is None:
-        return facility_location_reference(metric, k)
-    # Imported here, not at the top: triton is an optional dependency, and importing it costs a second.
-    from toma_fx.ops.select_triton import MAX_TILE, facility_location_triton
+def _(metric: torch.Tensor, k: int, kept=None, reuse=None) -> torch.Tensor:
+    _check_k(metric, k, kept, reuse)
+    if importlib.util.find_spec("triton") is not None:
+        # Imported here, not at the top: triton is an optional dependency, and importing it costs a second.
+        from toma_fx.ops.select_triton import MAX_TILE, facility_location_triton
 
-    if metric.shape[1] > MAX_TILE:  # one tile per program: larger tiles do not fit its registers
-        return facility_location_reference(metric, k)
-    return facility_location_triton(metric, k)
+        if metric.shape[1] <= MAX_TILE:  # one tile per program: larger tiles do not fit its registers
+            return facility_location_triton(metric, k, kept, reuse)
+    fresh = facility_location_reference(metric, k)
+    return fresh if kept is None else torch.where(reuse, kept, fresh)  # no host sync for the flag
 
 
-def _check_k(metric: torch.Tensor, k: int) -> None:
+def _check_k(metric: torch.Tensor, k: int, kept: torch.Tensor | None, reuse: torch.Tensor | None) -> None:
     if metric.dim() != 3:
         raise ValueError(f"metric must be (G, S, C), got shape {tuple(metric.shape)}")
     S = metric.shape[1]
     if not 1 <= k <= S:
         raise ValueError(f"k must be in [1, {S}] for tiles of {S} tokens, got {k}")
+    if (kept is None) != (reuse is None):
+        raise ValueError("kept and reuse are given together or not at all")
+    if kept is not None:
+        if kept.shape != (metric.shape[0], k) or kept.dtype != torch.int64:
+            got = f"{tuple(kept.shape)} {kept.dtype}"
+            raise ValueError(f"kept must be ({metric.shape[0]}, {k}) int64, got {got}")
+        if reuse.shape != () or reuse.dtype != torch.bool:
+            got = f"{tuple(reuse.shape)} {reuse.dtype}"
+            raise ValueError(f"reuse must be a 0-dim bool tensor, got {got}")
 
 
-def select_destinations(metric: torch.Tensor, layout: TileLayout) -> list[torch.Tensor]:
+def select_destinations(
+    metric: torch.Tensor,
+    layout: TileLayout,
+    kept: list[torch.Tensor] | None = None,
+    reuse: torch.Tensor | None = None,
+) -> list[torch.Tensor]:
     """Destinations of every tile: `(B, N, C) -> [(B, T_i, K_i)]` int64, one tensor per block.
 
     Indices are positions inside the tile (`0 <= idx < S_i`), ascending. A block that keeps all its
-    tokens (`K_i == S_i`) skips the op.
+    tokens (`K_i == S_i`) skips the op. With `kept` (destinations of the same shapes) and a 0-dim bool
+    `reuse`, as for `facility_location`: `kept` where `reuse` is true.
     """
     out = []
-    for tiles, b in zip(layout.split(metric), layout.blocks):
+    for i, (tiles, b) in enumerate(zip(layout.split(metric), layout.blocks)):
         B, T, S, C = tiles.shape
         if b.keep == S:
             idx = torch.arange(S, device=metric.device).expand(B, T, S)
         else:
-            idx = facility_location(tiles.reshape(B * T, S, C), b.keep).view(B, T, b.keep)
+            given = () if kept is None else (kept[i].reshape(B * T, b.keep), reuse)
+            idx = facility_location(tiles.reshape(B * T, S, C), b.keep, *given).view(B, T, b.keep)
         out.append(idx)
     return out

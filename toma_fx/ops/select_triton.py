@@ -32,6 +32,8 @@ def _facility_location_kernel(
     # pointers
     x_ptr,  # (G, S, C) metric, any float dtype
     out_ptr,  # (G, K) int64 picks, ascending
+    kept_ptr,  # (G, K) int64 kept picks, copied instead when the flag is set (if HAS_KEPT)
+    reuse_ptr,  # () bool flag (if HAS_KEPT)
     # sizes
     S,
     C,
@@ -42,11 +44,32 @@ def _facility_location_kernel(
     stride_xc,
     stride_og,
     stride_ok,
+    stride_kg,
+    stride_kk,
     # meta-parameters
     BLOCK_S: tl.constexpr,
     BLOCK_C: tl.constexpr,
+    HAS_KEPT: tl.constexpr,
 ):
     g = tl.program_id(0)
+    offs_s = tl.arange(0, BLOCK_S)
+    reuse = False
+    if HAS_KEPT:
+        reuse = tl.load(reuse_ptr) != 0
+    if reuse:  # the kept picks: the flag is read here, so the host never waits on it
+        picks = tl.load(kept_ptr + g * stride_kg + offs_s * stride_kk, mask=offs_s < K)
+        tl.store(out_ptr + g * stride_og + offs_s * stride_ok, picks, mask=offs_s < K)
+    else:
+        _select_tile(x_ptr, out_ptr, g, S, C, K, stride_xg, stride_xs, stride_xc, stride_og, stride_ok,
+                     BLOCK_S, BLOCK_C)  # fmt: skip
+
+
+@triton.jit
+def _select_tile(
+    x_ptr, out_ptr, g, S, C, K, stride_xg, stride_xs, stride_xc, stride_og, stride_ok,
+    BLOCK_S: tl.constexpr, BLOCK_C: tl.constexpr,
+):  # fmt: skip
+    """Greedy facility location on tile `g`, its picks written ascending."""
     offs_s = tl.arange(0, BLOCK_S)
     valid = offs_s < S
 
@@ -81,8 +104,11 @@ def _facility_location_kernel(
     tl.store(out_ptr + g * stride_og + slot * stride_ok, offs_s.to(tl.int64), mask=taken)
 
 
-def facility_location_triton(metric: torch.Tensor, k: int) -> torch.Tensor:
-    """`(G, S, C), k -> (G, k)` int64, as `facility_location_reference`."""
+def facility_location_triton(
+    metric: torch.Tensor, k: int, kept: torch.Tensor | None = None, reuse: torch.Tensor | None = None
+) -> torch.Tensor:
+    """`(G, S, C), k -> (G, k)` int64, as `facility_location_reference`; with `kept` `(G, k)` and a
+    0-dim bool `reuse` on the same device, as `select.facility_location`."""
     # check
     G, S, C = metric.shape
     if not 1 <= k <= S:
@@ -96,16 +122,21 @@ def facility_location_triton(metric: torch.Tensor, k: int) -> torch.Tensor:
     # launch
     BLOCK_S = max(16, triton.next_power_of_2(S))
     BLOCK_C = max(16, min(128, 4096 // BLOCK_S))
+    has_kept = kept is not None
     _facility_location_kernel[(G,)](
         metric,
         out,
+        kept if has_kept else out,
+        reuse if has_kept else out,
         S,
         C,
         k,
         *metric.stride(),
         *out.stride(),
+        *(kept.stride() if has_kept else out.stride()),
         BLOCK_S=BLOCK_S,
         BLOCK_C=BLOCK_C,
+        HAS_KEPT=has_kept,
         num_warps=4 if BLOCK_S <= 32 else 8,
     )
     return out
