@@ -1,18 +1,21 @@
 """Graph variants that carry destinations and merge weights between calls, for reuse across steps.
 
-From one rewritten graph, three variants differ only in where the selection and the weights come from:
+From one rewritten graph, two variants differ only in where the selection and the weights come from:
 
-    variant   destinations                  merge weights                 extra outputs
-    select    computed (`nodes.select`)     computed                      destinations, kept weights
-    reuse     extra inputs                  computed                      kept weights
-    keep      extra inputs                  extra inputs                  none
+    variant   destinations                       merge weights     extra outputs
+    select    computed, or the given ones when   computed          destinations, kept weights
+              its reuse flag is set
+    keep      extra inputs                       extra inputs      none
 
-Each is compiled once; `toma_fx.dispatch` picks one per call, so a reuse step runs no selection op and
-nothing recompiles. Extra inputs follow the graph's own placeholders and extra outputs follow its
+Each is compiled once; `toma_fx.dispatch` picks one per call and sets the flag, so a reuse step runs no
+selection (the selection op copies the given destinations) and nothing recompiles. Steps that select
+and steps that reuse share one graph: a schedule with reuse costs one compile per graph, as plain
+`torch.compile` does. Extra inputs follow the graph's own placeholders and extra outputs follow its
 outputs, so parameters keep their positions (cudagraphs treats them as static) and the first outputs are
 exactly the model's. A `Slot` names each carried tensor:
 
     Slot(site, "dst", 0)        (B, Nm) int64   the destinations of a leader site
+    Slot(site, "reuse", 0)      () bool         whether `select` takes the given destinations
     Slot(site, "weights", j)    (B, T_j, K_j, S_j) fp32   element j of a site's merge-weight list
 """
 
@@ -30,14 +33,14 @@ from toma_fx.passes.verify import propagate
 
 __all__ = ["Slot", "Variant", "block_key", "build", "looks_like_one_block"]
 
-VARIANTS = {"select": (True, True), "reuse": (False, True), "keep": (False, False)}
-"""name -> (destinations computed in the graph, weights computed in the graph)"""
+VARIANTS = {"select": (True, True), "keep": (False, False)}
+"""name -> (destinations computed in the graph unless given, weights computed in the graph)"""
 
 
 @dataclass(frozen=True)
 class Slot:
     site: int
-    part: str  # "dst" or "weights"
+    part: str  # "dst", "reuse" or "weights"
     item: int = 0
 
 
@@ -72,6 +75,10 @@ def build(result: Result, example_inputs: list, name: str, *, emit_weights: bool
 
     for site, node in selects.items():
         if computes_dst:
+            like = node.meta["example_value"]
+            kept = add_input(Slot(site, "dst"), like)
+            reuse = add_input(Slot(site, "reuse"), torch.zeros((), dtype=torch.bool, device=like.device))
+            node.args = (*node.args, kept, reuse)
             extra_out.append((Slot(site, "dst"), node))
         else:
             node.replace_all_uses_with(add_input(Slot(site, "dst"), node.meta["example_value"]))

@@ -10,20 +10,21 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 import torch._inductor.config  # noqa: E402
 
-from toma_fx.state import STATE  # noqa: E402
+from toma_fx.backend import toma_backend  # noqa: E402
 from toma_fx.steps import reset_steps  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
 def fresh_compile_state():
     """Every test traces from scratch: no cache entries, recompile counts or dynamic shapes carried over,
-    and no steps or selections kept from another test."""
+    and no steps or selections kept from another test (pipelines and configured backends keep their own;
+    the default backend is shared)."""
     torch._dynamo.reset()
-    STATE.clear()
+    toma_backend.state.clear()
     reset_steps()
     yield
     torch._dynamo.reset()
-    STATE.clear()
+    toma_backend.state.clear()
     reset_steps()
 
 

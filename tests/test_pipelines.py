@@ -123,3 +123,68 @@ def test_a_transposed_resolution_gets_its_own_grid(name):
     with torch._dynamo.config.patch(error_on_recompile=True):
         generate(pipe, inputs, steps=2, size=(128, 96))
         assert torch.equal(generate(pipe, inputs, steps=2, size=(96, 128)), transposed)
+
+
+class _Turns:
+    """Makes threads take turns, one denoiser call each: a forward pre-hook waits for the caller's turn,
+    the forward hook hands it to the next thread."""
+
+    def __init__(self, n: int):
+        import threading
+
+        self.n, self.turn, self.done = n, 0, set()
+        self.changed = threading.Condition()
+
+    def hook(self, denoiser, me: int):
+        def wait(*_):
+            with self.changed:
+                self.changed.wait_for(lambda: self.turn == me)
+
+        def pass_on(*_):
+            self.give_up(me)
+
+        denoiser.register_forward_pre_hook(wait)
+        denoiser.register_forward_hook(pass_on)
+
+    def give_up(self, me: int, finished: bool = False) -> None:
+        with self.changed:
+            if finished:
+                self.done.add(me)
+            others = [i for i in range(1, self.n + 1) if (me + i) % self.n not in self.done]
+            self.turn = (me + others[0]) % self.n if others else -1
+            self.changed.notify_all()
+
+
+def test_two_pipelines_called_in_turn_match_each_run_alone():
+    """What each pipeline keeps (destinations reused every other step, step clocks) is its own: two Flux
+    pipelines of different weights, their denoiser calls (cond and uncond) interleaved one by one, give
+    the images each gives alone, and `remove` leaves no kept state behind."""
+    import threading
+
+    pipes = [apply(build_pipeline("flux", seed=seed), SMALL, inner="aot_eager") for seed in (0, 1)]
+    inputs = [prompt_inputs("flux", pipe, seed=seed) for seed, pipe in enumerate(pipes)]
+    alone = [generate(pipe, call) for pipe, call in zip(pipes, inputs)]
+
+    turns = _Turns(len(pipes))
+    together = {}
+
+    def run(me: int):
+        try:
+            together[me] = generate(pipes[me], inputs[me])
+        finally:
+            turns.give_up(me, finished=True)
+
+    for me, pipe in enumerate(pipes):
+        turns.hook(pipe.transformer, me)
+    threads = [threading.Thread(target=run, args=(me,)) for me in range(len(pipes))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not torch.equal(alone[0], alone[1])
+    for me, pipe in enumerate(pipes):
+        assert torch.equal(together[me], alone[me]), me
+        tracker = pipe.transformer._toma_fx[0]
+        assert len(tracker.state) > 0
+        remove(pipe)
+        assert len(tracker.state) == 0

@@ -63,8 +63,8 @@ def test_bad_schedule_values_name_the_field(field, value, message):
     "schedule, chains, expected",
     [
         ({}, False, ["select"]),
-        ({}, True, ["select", "reuse"]),
-        (dict(select_every=3), False, ["select", "reuse"]),
+        ({}, True, ["select"]),  # reuse steps run `select` with its reuse flag set
+        (dict(select_every=3), False, ["select"]),
         (dict(select_every=3, reuse_weights=True), False, ["select", "keep"]),
         (dict(merge_every=3), False, ["select", "off"]),
         (dict(merge_every=3, select_every=3), False, ["select", "off"]),  # every merged step selects

@@ -22,6 +22,7 @@ from toma_fx.call_grids import PerCallGrid, call_grid
 from toma_fx.config import ToMAConfig
 from toma_fx.dispatch import compile_merged
 from toma_fx.passes.pipeline import Result, graph_name, run, warn_fallback
+from toma_fx.state import State
 
 __all__ = ["ToMABackend", "toma_backend"]
 
@@ -34,6 +35,9 @@ class ToMABackend:
         inner: what compiles the rewritten graph: "inductor" (default), or another registered backend
             name or backend callable ("aot_eager" runs the rewritten graph without Inductor, for
             debugging numerics). `mode`/`options` reach only Inductor.
+
+    What is kept between calls of models no pipeline tracks (`toma_fx.track_steps`) lives in `state`:
+    one per backend, so each `configure`d backend keeps its own.
     """
 
     def __init__(self, config: ToMAConfig | None = None, *, inner="inductor"):
@@ -41,6 +45,7 @@ class ToMABackend:
             raise ValueError(f"config must be a ToMAConfig, got {type(config).__name__}")
         self.config = config or ToMAConfig()
         self.inner = inner
+        self.state = State()
 
     def configure(self, config: ToMAConfig | None = None, /, *, inner=None, **changes) -> ToMABackend:
         """A new backend with `config`, or with this one's config and some `ToMAConfig` fields changed."""
@@ -65,7 +70,10 @@ class ToMABackend:
                 return result, traced()
             try:
                 compile_fn = lambda g, inputs: self._compile(g, inputs, mode, inductor_options)  # noqa: E731
-                return result, compile_merged(result, gm, args, config, compile_fn, traced)
+                clone = self._replays_outputs(mode, inductor_options)
+                return result, compile_merged(
+                    result, gm, args, config, compile_fn, traced, state=self.state, clone=clone
+                )
             except Exception as e:  # a lowering failure on the rewrite must not cost the user the compile
                 why = f"{type(e).__name__}: {e}"
                 warn_fallback(
@@ -83,6 +91,15 @@ class ToMABackend:
         options = dict(options or {})
         ours = {k[len("toma.") :]: options.pop(k) for k in list(options) if k.startswith("toma.")}
         return options, self.config.replace(**ours) if ours else self.config
+
+    def _replays_outputs(self, mode, options: dict) -> bool:
+        """Whether compiled calls may hand out memory a later call overwrites: Inductor with CUDA graphs
+        (`mode="reduce-overhead"`), or an inner backend that is not Inductor, which could do the same."""
+        if self.inner != "inductor":
+            return True
+        from torch._inductor import list_mode_options
+
+        return bool({**(list_mode_options(mode) if mode else {}), **options}.get("triton.cudagraphs"))
 
     def _compile(self, gm: GraphModule, example_inputs: list, mode, options: dict):
         if self.inner == "inductor":

@@ -2,39 +2,51 @@
 
 Per call, in plain Python outside the compiled code (no guard sees the step, so nothing recompiles):
 
-    now = steps.now(block)                       step, generation, CFG branch
+    state, now = the block's owner and step      a tracked pipeline's, else the backend's; the step
+                                                 is read once per denoiser call
     schedule.decide(config, now.index)           off | select | reuse
       off                        the unmerged graph
-      after a group head         its destinations: `reuse` (or `keep` with shared/kept weights)
-      reuse, kept destinations   `reuse` (or `keep` with `reuse_weights`)
+      after a group head         its destinations: `select` flagged to reuse them (or `keep` with
+                                 shared/kept weights)
+      reuse, kept destinations   the same, from the block's own kept destinations
       otherwise                  `select`, which returns fresh destinations to keep
 
-Carried tensors are cloned as they leave a compiled call: under `mode="reduce-overhead"` outputs live
-in the CUDA graph's memory pool, and a later replay would overwrite them. What is kept lives in
-`toma_fx.state`, keyed by the block, so it survives regional compilation and recompiles.
+Carried tensors are cloned as they leave a compiled call only under CUDA graphs (`clone=True`): their
+outputs live in the graph's memory pool, and a later replay would overwrite them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from toma_fx import steps
+import torch
+
 from toma_fx.config import ToMAConfig
 from toma_fx.passes.pipeline import Result
 from toma_fx.passes.variants import Slot, Variant, block_key, build, looks_like_one_block
 from toma_fx.schedule import Decision, decide
-from toma_fx.state import STATE, Chain, Kept
+from toma_fx.state import Chain, Kept, State
+from toma_fx.steps import source_of, tracker_of
 
 __all__ = ["Compiled", "Dispatcher", "compile_merged", "needed_variants"]
 
 
 def compile_merged(
-    result: Result, traced, example_inputs: list, config: ToMAConfig, compile_fn: Callable, off: Callable
+    result: Result,
+    traced,
+    example_inputs: list,
+    config: ToMAConfig,
+    compile_fn: Callable,
+    off: Callable,
+    *,
+    state: State,
+    clone: bool,
 ):
     """The callable for a merged graph: the compiled rewrite alone when every call selects and no other
     block follows it, else a `Dispatcher` over the variants the config can use, each compiled once by
-    `compile_fn(gm, example_inputs)`. `off()` gives the compiled traced graph, for unmerged steps."""
+    `compile_fn(gm, example_inputs)`. `off()` gives the compiled traced graph, for unmerged steps;
+    `state` is kept for calls of untracked models; `clone` copies carried outputs (CUDA graphs)."""
     chains = config.share_destinations and looks_like_one_block(result)
     if not config.scheduled and not chains:
         return compile_fn(result.gm, example_inputs)
@@ -48,15 +60,15 @@ def compile_merged(
     lead = min((rw.site for rw in result.rewrites), key=lambda s: s.index)
     group = (lead.index, lead.layout) if chains else None
     layouts = tuple(rw.site.layout for rw in result.rewrites)
-    return Dispatcher(config, variants, off() if "off" in names else None, block_key(result), group, layouts)
+    off_fn = off() if "off" in names else None
+    return Dispatcher(config, variants, off_fn, block_key(result), group, layouts, state=state, clone=clone)
 
 
 def needed_variants(config: ToMAConfig, chains: bool) -> list[str]:
-    """The variants a dispatcher with `config` can call (`chains`: its graph holds one block)."""
+    """The variants a dispatcher with `config` can call (`chains`: its graph holds one block). `select`
+    serves reuse steps too; `keep` is for steps that take kept merge weights as well."""
     reuses = config.select_every > config.merge_every  # else every merged step selects
     names = ["select"]
-    if (reuses and not config.reuse_weights) or (chains and not config.share_weights):
-        names.append("reuse")
     if (reuses and config.reuse_weights) or (chains and config.share_weights):
         names.append("keep")
     if config.warmup_steps or config.merge_every > 1:
@@ -73,13 +85,18 @@ def emits_weights(config: ToMAConfig, chains: bool) -> bool:
 class Compiled:
     fn: Callable
     variant: Variant
+    expected: list[tuple[Slot, torch.Size, torch.dtype]] = field(init=False)
+
+    def __post_init__(self):
+        v = self.variant
+        likes = v.example_inputs[len(v.example_inputs) - len(v.inputs) :]
+        self.expected = [(slot, like.shape, like.dtype) for slot, like in zip(v.inputs, likes)]
 
     def fits(self, given: dict) -> bool:
         """`given` holds a tensor of the traced shape and dtype for every extra input."""
-        v = self.variant
-        for slot, like in zip(v.inputs, v.example_inputs[len(v.example_inputs) - len(v.inputs) :]):
+        for slot, shape, dtype in self.expected:
             t = given.get(slot)
-            if t is None or t.shape != like.shape or t.dtype != like.dtype:
+            if t is None or t.shape != shape or t.dtype != dtype:
                 return False
         return True
 
@@ -89,7 +106,7 @@ class Dispatcher:
 
     Args:
         config: the schedule and sharing knobs.
-        variants: compiled "select", and those of "reuse", "keep" that `needed_variants` lists.
+        variants: compiled "select", and "keep" when `needed_variants` lists it.
         off: the compiled unmerged graph, when the schedule has unmerged steps.
         key_index: the input that identifies the block (`variants.block_key`), or None.
         group: `(leader site, layout)` of the graph's one selection group when its calls pass
@@ -97,57 +114,74 @@ class Dispatcher:
             regional compilation), else None.
         layouts: the layouts of the graph's sites: what is kept is reused only by the same layouts (a
             transposed resolution compiles its own graph, whose destinations have the same shape).
+        state: what is kept for calls of models no pipeline tracks (the backend's).
+        clone: copy carried outputs as they leave a call (CUDA graphs reuse output memory).
     """
 
-    def __init__(self, config, variants: dict[str, Compiled], off, key_index, group, layouts: tuple):
+    def __init__(self, config, variants: dict[str, Compiled], off, key_index, group, layouts: tuple, *,
+                 state: State, clone: bool):  # fmt: skip
         self.config = config
         self.variants = variants
         self.off = off
         self.key_index = key_index
         self.group = group
         self.layouts = layouts
+        self.state = state
+        self.clone = clone
+        select = variants["select"]
+        dst_slots = [s for s in select.variant.inputs if s.part == "dst"]
+        likes = dict(zip(select.variant.inputs, select.variant.example_inputs[-len(select.variant.inputs) :]))
+        flag = likes[Slot(dst_slots[0].site, "reuse")]
+        yes, no = torch.ones((), dtype=torch.bool, device=flag.device), torch.zeros_like(flag)
+        self._fresh = {**{s: likes[s] for s in dst_slots}, **{Slot(s.site, "reuse"): no for s in dst_slots}}
+        self._reusing = {Slot(s.site, "reuse"): yes for s in dst_slots}
 
     def __call__(self, *args):
         key = args[self.key_index] if self.key_index is not None else self
-        now = steps.now(key)
+        tracker = tracker_of(key)
+        state = tracker.state if tracker is not None else self.state
+        now = state.now(key, source_of(tracker))
         decision = decide(self.config, now.index)
         if decision is Decision.OFF:
             return self.off(*args)
-        own = STATE.kept(key, now)
+        own = state.kept(key, now)
         own = own if own is not None and own.layouts == self.layouts else None
-        chain = STATE.chain(now, self.group[1]) if self.group is not None else None
-        name, given, selection = self._plan(decision, own, chain)
+        chain = state.chain(now, self.group[1]) if self.group is not None else None
+        name, given, selection = self._plan(decision, own, chain, state)
         head = chain is None
         compiled = self.variants.get(name)
         if compiled is None or not compiled.fits(given):
-            name, given, selection, head = "select", {}, STATE.new_selection(), True
+            name, given, selection, head = "select", self._fresh, state.new_selection(), True
             compiled = self.variants["select"]
-        out = compiled.fn(*args, *[given[s] for s in compiled.variant.inputs])
-        n = compiled.variant.num_outputs
-        tensors = {**given, **{s: t.clone() for s, t in zip(compiled.variant.outputs, out[n:])}}
-        STATE.keep(key, now, Kept(now.generation, selection, tensors, self.layouts))
+        variant = compiled.variant
+        out = compiled.fn(*args, *[given[s] for s in variant.inputs])
+        n = variant.num_outputs
+        carried = [t.clone() for t in out[n:]] if self.clone else out[n:]
+        tensors = {s: t for s, t in given.items() if s.part != "reuse"}
+        tensors.update(zip(variant.outputs, carried))
+        state.keep(key, now, Kept(now.generation, selection, tensors, self.layouts))
         if head:
-            STATE.set_chain(self._chain_from(now, selection, tensors), now)
+            state.set_chain(self._chain_from(now, selection, tensors), now)
         return out[:n]
 
-    def _plan(self, decision, own: Kept | None, chain: Chain | None) -> tuple[str, dict, int]:
+    def _plan(self, decision, own: Kept | None, chain: Chain | None, state: State) -> tuple[str, dict, int]:
         """(variant, carried inputs, selection id) for a call."""
         cfg = self.config
         if chain is not None:  # a block after the group head of this step
-            leader = self.group[0]
-            given = {Slot(leader, "dst"): chain.dst}
+            dst = {Slot(self.group[0], "dst"): chain.dst}
             if cfg.share_weights and chain.weights is not None:
-                given.update({Slot(leader, "weights", j): w for j, w in enumerate(chain.weights)})
-                return "keep", given, chain.selection
+                weights = {Slot(self.group[0], "weights", j): w for j, w in enumerate(chain.weights)}
+                return "keep", {**dst, **weights}, chain.selection
             if cfg.reuse_weights and own is not None and own.selection == chain.selection:
-                given.update({s: t for s, t in own.tensors.items() if s.part == "weights"})
-                return "keep", given, chain.selection
-            return "reuse", given, chain.selection
+                weights = {s: t for s, t in own.tensors.items() if s.part == "weights"}
+                return "keep", {**dst, **weights}, chain.selection
+            return "select", {**dst, **self._reusing}, chain.selection
         if decision is Decision.REUSE and own is not None:
             if cfg.reuse_weights:
-                return "keep", dict(own.tensors), own.selection
-            return "reuse", {s: t for s, t in own.tensors.items() if s.part == "dst"}, own.selection
-        return "select", {}, STATE.new_selection()
+                return "keep", own.tensors, own.selection
+            dst = {s: t for s, t in own.tensors.items() if s.part == "dst"}
+            return "select", {**dst, **self._reusing}, own.selection
+        return "select", self._fresh, state.new_selection()
 
     def _chain_from(self, now, selection: int, tensors: dict) -> Chain | None:
         if self.group is None:

@@ -18,7 +18,8 @@ import torch
 from diffusers.hooks.hooks import BaseState, HookRegistry, ModelHook, StateManager
 
 from toma_fx.call_grids import IdsLayouts, calling_with
-from toma_fx.steps import new_call, track, untrack
+from toma_fx.state import State
+from toma_fx.steps import Source, new_call, track, untrack
 
 __all__ = ["StepTracker", "track_steps"]
 
@@ -55,16 +56,18 @@ class _ContextHook(ModelHook):
 
 
 class _GridHook(ModelHook):
-    """Sets the latent grid of each denoiser call for the calls inside it (runs in Python: only for
-    regional compiles, whose block graphs cannot see the latent)."""
+    """Sets the latent grid of each denoiser call for the calls inside it, and starts a new call (runs
+    in Python: only where the denoiser's forward, not its hooks, is compiled)."""
 
-    def __init__(self, in_channels: int | None):
+    def __init__(self, in_channels: int | None, contexts: _Contexts):
         super().__init__()
         self.in_channels = in_channels
+        self.contexts = contexts
         self._ids = IdsLayouts()
         self._calls: list = []
 
     def pre_forward(self, module, *args, **kwargs):
+        self.contexts.call = new_call()
         call = calling_with(latent_grid(args, kwargs, self.in_channels, self._ids))
         call.__enter__()
         self._calls.append(call)
@@ -130,7 +133,8 @@ def track_steps(pipe, *, grids: bool = False) -> StepTracker:
 
 
 class StepTracker:
-    """Reports (step index, branch, generation token) for calls of `pipe`'s denoiser.
+    """Reports (step index, branch, schedule token, call) for calls of `pipe`'s denoiser, and holds what
+    toma-fx keeps for it between calls (`state`).
 
     Holds the pipeline, denoiser and hook weakly: trackers are found through the denoiser's parameters,
     and a strong path back to them would keep a deleted pipeline alive."""
@@ -145,19 +149,29 @@ class StepTracker:
         hook = _ContextHook()
         registry.register_hook(hook, _HOOK)
         if grids:
-            registry.register_hook(_GridHook(getattr(denoiser.config, "in_channels", None)), _GRID_HOOK)
+            in_channels = getattr(denoiser.config, "in_channels", None)
+            registry.register_hook(_GridHook(in_channels, hook.contexts), _GRID_HOOK)
         self._pipe, self._denoiser, self._hook = weakref.ref(pipe), weakref.ref(denoiser), weakref.ref(hook)
+        self.state = State()
+        self._source: Source | None = None
 
     @property
     def denoiser(self):
         return self._denoiser()
 
-    def now(self) -> tuple[int | None, str | None, int | None, int]:
-        """(step index or None to count calls, branch, schedule token, denoiser call id). The token is
-        the identity of the scheduler's timesteps, which each generation sets anew."""
+    def source(self) -> Source:
+        """(step index or None to count calls, branch, schedule token, denoiser call id), read once per
+        denoiser call. The token is the identity of the scheduler's timesteps, which each generation
+        sets anew."""
         contexts = self._hook().contexts
-        context = contexts._context
-        name, call = (context.name, contexts.call) if context is not None else (None, 0)
+        if contexts.call and self._source is not None and self._source[3] == contexts.call:
+            return self._source
+        self._source = self._read(contexts)
+        return self._source
+
+    def _read(self, contexts: _Contexts) -> Source:
+        context, call = contexts._context, contexts.call
+        name = context.name if context is not None else None
         scheduler = getattr(self._pipe(), "scheduler", None)
         schedule = id(getattr(scheduler, "timesteps", None))  # set anew by each generation's set_timesteps
         if context is not None and context.step_index is not None:
@@ -168,7 +182,9 @@ class StepTracker:
         return (0 if index is None else index - (scheduler.begin_index or 0)), name, schedule, call
 
     def remove(self) -> None:
-        """Stop tracking: the hook leaves the denoiser, calls fall back to counted steps."""
+        """Stop tracking: the hook leaves the denoiser, calls fall back to counted steps, and what was
+        kept for the pipeline is dropped."""
+        self.state.clear()
         denoiser = self._denoiser()
         if denoiser is not None:
             registry = HookRegistry.check_if_exists_or_initialize(denoiser)

@@ -2,6 +2,12 @@
 
     kept[block key][context] = Kept          one entry per block and branch, overwritten in place
     chains[context]          = Chain         the group head of the current step, for the blocks after it
+    clock                                    step indices -> generations (`steps.Clock`)
+
+A `State` belongs to what it serves: a tracked pipeline's `StepTracker` (so two pipelines used in turn
+never see each other's destinations or clocks, and `remove` takes it away), or the `ToMABackend` that
+compiled an untracked model (so regional compiles and recompiles of a block find what its earlier
+artifact kept).
 
 Entries are replaced, never appended, so memory is bounded by blocks x branches, whatever the number of
 generations. Keys are block parameters held weakly: a deleted model takes its entries with it. At most
@@ -16,9 +22,9 @@ from dataclasses import dataclass
 import torch
 from torch.utils.weak import WeakIdKeyDictionary
 
-from toma_fx.steps import Now
+from toma_fx.steps import Clock, Now, Source, epoch
 
-__all__ = ["MAX_CONTEXTS", "STATE", "Chain", "Kept", "State"]
+__all__ = ["MAX_CONTEXTS", "Chain", "Kept", "State"]
 
 MAX_CONTEXTS = 8
 
@@ -52,6 +58,19 @@ class State:
         self._chains: dict[str | None, Chain] = {}
         self._contexts: OrderedDict[str | None, None] = OrderedDict()
         self._selections = 0
+        self._clock = Clock()
+        self._last: tuple[tuple, Now] | None = None  # ((source, epoch), its Now)
+
+    def now(self, key, source: Source | None) -> Now:
+        """Where a call of the block `key` is (`steps.Clock.now`); computed once per denoiser call when
+        the source names the call."""
+        memo = (source, epoch())
+        if source is not None and source[3] and self._last is not None and self._last[0] == memo:
+            return self._last[1]
+        now = self._clock.now(key, source)
+        if source is not None and source[0] is not None:
+            self._last = (memo, now)
+        return now
 
     def new_selection(self) -> int:
         self._selections += 1
@@ -93,6 +112,8 @@ class State:
         self._kept.clear()
         self._chains.clear()
         self._contexts.clear()
+        self._clock.clear()
+        self._last = None
 
     def _touch(self, context: str | None) -> None:
         self._contexts[context] = None
@@ -102,8 +123,3 @@ class State:
             self._chains.pop(old, None)
             for per_context in self._kept.values():
                 per_context.pop(old, None)
-
-
-STATE = State()
-"""The process-wide state: one per process, so regional compiles and recompiles of a block find what
-its earlier artifact kept."""

@@ -18,6 +18,10 @@ schedule token (a pipeline's new timesteps), so an interrupted generation follow
 one-step generations in a row, each start a fresh schedule. Selections are kept per context (CFG branch):
 cond and uncond never share destinations. A CFG batch (cond and uncond in one call) is one context whose
 destinations are selected per sample.
+
+The clocks that turn these into generations belong to whoever owns the state (`state.State`): a
+tracked pipeline, or the backend that compiled an untracked model. Two pipelines used in turn therefore
+never start each other's generations.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from dataclasses import dataclass
 
 from torch.utils.weak import WeakIdKeyDictionary
 
-__all__ = ["Now", "now", "reset_steps", "step", "track", "untrack"]
+__all__ = ["Clock", "Now", "Source", "reset_steps", "source_of", "step", "track", "untrack"]
 
 
 @dataclass(frozen=True)
@@ -44,12 +48,13 @@ class Now:
     call: int = 0
 
 
-_explicit: ContextVar[tuple | None] = ContextVar("toma_fx_step", default=None)
+Source = tuple[int | None, str | None, object, int]
+"""What a step source reports: (step index, or None to count calls; branch; schedule token; call id)."""
+
+_explicit: ContextVar[Source | None] = ContextVar("toma_fx_step", default=None)
 _calls = itertools.count(1)
-_trackers = WeakIdKeyDictionary()  # denoiser parameter -> its pipeline's StepTracker
-_counts = WeakIdKeyDictionary()  # block key -> {context: (generation token, calls)}, for counted steps
-_clocks: dict[str | None, tuple] = {}  # context -> (last index seen, generation, schedule token)
-_epoch = 0  # bumped by reset_steps: a new generation everywhere
+_trackers = WeakIdKeyDictionary()  # denoiser parameter -> its pipeline's StepTracker: an index, no state
+_epoch = 0  # bumped by reset_steps; every clock restarts when it sees a new value
 
 
 @contextlib.contextmanager
@@ -67,7 +72,7 @@ def step(index: int, context: str | None = None):
 
 
 def track(denoiser, tracker) -> None:
-    """Calls of `denoiser` take their step and branch from `tracker` (`pipeline_hooks.track_steps`)."""
+    """Calls of `denoiser` take their step, branch and state from `tracker` (`pipeline_hooks`)."""
     for p in denoiser.parameters():
         _trackers[p] = tracker
 
@@ -77,12 +82,20 @@ def untrack(denoiser) -> None:
         _trackers.pop(p, None)
 
 
+def tracker_of(key):
+    """The `StepTracker` of the denoiser that block parameter `key` belongs to, or None."""
+    return _trackers.get(key)
+
+
 def reset_steps() -> None:
     """Start a new generation for every context and block (for loops that rely on counted calls)."""
     global _epoch
     _epoch += 1
-    _counts.clear()
-    _clocks.clear()
+
+
+def epoch() -> int:
+    """How many times `reset_steps` was called."""
+    return _epoch
 
 
 def new_call() -> int:
@@ -90,23 +103,42 @@ def new_call() -> int:
     return next(_calls)
 
 
-def now(key) -> Now:
-    """The step of a call of the block identified by `key` (a parameter, or any weak-referenceable
-    object); counts the call when no explicit or pipeline step index applies."""
+def source_of(tracker) -> Source | None:
+    """The explicit step when one is set, else what `tracker` reports (None: count calls)."""
     given = _explicit.get()
-    if given is None:
-        tracker = _trackers.get(key)
-        given = tracker.now() if tracker is not None else (None, None, None, 0)
-    index, context, token, call = given
-    if index is None:
-        token = (_epoch, token)  # a new token (a new schedule in the pipeline) restarts the count
-        calls = _counts.setdefault(key, {})
-        seen, count = calls.get(context, (token, -1))
-        count = count + 1 if seen == token else 0
-        calls[context] = (token, count)
-        return Now(context, count, token, call)
-    last, generation, last_token = _clocks.get(context, (-1, 0, token))
-    if index < last or token != last_token:  # a new schedule (one-step generations have index 0 only)
-        generation += 1
-    _clocks[context] = (index, generation, token)
-    return Now(context, index, (_epoch, generation), call)
+    if given is not None:
+        return given
+    return tracker.source() if tracker is not None else None
+
+
+class Clock:
+    """Turns step indices into generations, per CFG branch, and counts calls where no index is given."""
+
+    def __init__(self):
+        self._epoch = _epoch
+        self._last: dict[str | None, tuple] = {}  # context -> (last index seen, generation, schedule token)
+        self._counts = WeakIdKeyDictionary()  # block key -> {context: (token, calls)}
+
+    def now(self, key, source: Source | None) -> Now:
+        """The step of a call of the block identified by `key` (a parameter, or any weak-referenceable
+        object), from what its step source reports; counts the call when no index is given."""
+        if self._epoch != _epoch:
+            self.clear()
+        index, context, token, call = source if source is not None else (None, None, None, 0)
+        if index is None:
+            token = (self._epoch, token)  # a new token (a new schedule in the pipeline) restarts the count
+            calls = self._counts.setdefault(key, {})
+            seen, count = calls.get(context, (token, -1))
+            count = count + 1 if seen == token else 0
+            calls[context] = (token, count)
+            return Now(context, count, token, call)
+        last, generation, last_token = self._last.get(context, (-1, 0, token))
+        if index < last or token != last_token:  # a new schedule (one-step generations have index 0 only)
+            generation += 1
+        self._last[context] = (index, generation, token)
+        return Now(context, index, (self._epoch, generation), call)
+
+    def clear(self) -> None:
+        self._epoch = _epoch
+        self._last.clear()
+        self._counts.clear()

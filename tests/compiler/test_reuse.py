@@ -6,7 +6,6 @@ import torch
 import toma_fx
 from toma_fx.architectures import build, example_inputs
 from toma_fx.ops import select as select_module
-from toma_fx.state import STATE
 
 from .helpers import Recorder, SharedPool, output, small, tiny
 
@@ -113,7 +112,7 @@ def test_off_steps_are_plain_torch_compile():
 
 def fresh(model, backend):
     torch._dynamo.reset()
-    STATE.clear()
+    backend.state.clear()
     toma_fx.reset_steps()
     return torch.compile(model, backend=backend, fullgraph=True)
 
@@ -178,9 +177,9 @@ def test_kept_selections_survive_recompiles(selections):
 
 def test_state_does_not_grow_over_generations():
     model, inputs = tiny("plain-dit", batch=1)
-    fn = torch.compile(
-        model, backend=small(select_every=2, reuse_weights=True, inner="aot_eager"), fullgraph=True
-    )
+    backend = small(select_every=2, reuse_weights=True, inner="aot_eager")
+    fn = torch.compile(model, backend=backend, fullgraph=True)
+    state = backend.state
 
     def generation():
         for i in range(3):
@@ -188,11 +187,11 @@ def test_state_does_not_grow_over_generations():
                 at_step(fn, inputs, i, context)
 
     generation()
-    size = STATE.nbytes(), len(STATE)
+    size = state.nbytes(), len(state)
     assert size[0] > 0
     for _ in range(100):
         generation()
-    assert (STATE.nbytes(), len(STATE)) == size
+    assert (state.nbytes(), len(state)) == size
 
 
 def test_diffusers_cache_context_and_scheduler_give_the_step(selections):
@@ -231,8 +230,8 @@ def test_diffusers_cache_context_and_scheduler_give_the_step(selections):
 
 
 def test_variant_graphs():
-    """select computes destinations and returns them; reuse takes them as inputs and runs no selection;
-    keep takes the merge weights too; off is the traced graph."""
+    """select computes destinations and returns them, or takes them as inputs when its reuse flag is set
+    (one graph for both kinds of step); keep takes the merge weights too; off is the traced graph."""
     from toma_fx.ops import nodes
 
     rec = Recorder()
@@ -249,7 +248,8 @@ def test_variant_graphs():
 
     sites = count(select, nodes.merge)
     assert count(select, nodes.select) == sites == count(select, nodes.weights) == 4
-    assert extra_inputs(select) == []
+    assert extra_inputs(select) == [f"toma_{part}_{i}_0" for i in range(sites) for part in ("dst", "reuse")]
+    assert all(len(n.args) == 5 for n in select.graph.find_nodes(op="call_function", target=nodes.select))
     assert count(keep, nodes.select) == count(keep, nodes.weights) == 0 and count(keep, nodes.merge) == sites
     assert extra_inputs(keep)[:2] == ["toma_dst_0_0", "toma_dst_1_0"]
     assert count(off, nodes.merge) == 0

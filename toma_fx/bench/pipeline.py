@@ -42,7 +42,6 @@ from toma_fx.bench.timing import environment
 from toma_fx.config import REGION_KINDS, ToMAConfig
 from toma_fx.pipelines import PIPELINES, denoiser_of, open_pipeline
 from toma_fx.quantize import QUANTIZATIONS, quantize
-from toma_fx.state import STATE
 from toma_fx.video_pipelines import VIDEO_DEFAULTS, denoiser_inputs
 
 __all__ = ["Scorers", "breakdown", "main", "measure", "run"]
@@ -85,7 +84,6 @@ def measure(
         if method.flop_ideal is not None and example is not None:
             ideal = method.flop_ideal(denoiser, example)
         torch._dynamo.reset()
-        STATE.clear()
         undo = method.install(pipe)
         try:
             pipe.set_progress_bar_config(desc=method.name, leave=False, disable=not progress)
@@ -154,7 +152,6 @@ def breakdown(
     (cutting stops some fusion; compare it with the real step)."""
     denoiser = denoiser_of(pipe)
     torch._dynamo.reset()
-    STATE.clear()
     inner = PartitionedInductor()
     undo = M.toma(config, regional=regional, inner=inner).install(pipe)
     try:

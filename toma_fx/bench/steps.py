@@ -35,8 +35,9 @@ __all__ = ["fixed_destinations", "main", "run"]
 KINDS = ("plain", "off", "select", "reuse", "no-select")
 
 
-def fixed_destinations(x: torch.Tensor, layout: nodes.Layout, rows: nodes.Rows) -> torch.Tensor:
-    """`nodes.select` without looking at `x`: evenly spaced tokens of every tile, `(B, Nm)` int64."""
+def fixed_destinations(x: torch.Tensor, layout: nodes.Layout, rows: nodes.Rows, *kept) -> torch.Tensor:
+    """`nodes.select` without looking at `x` (or kept destinations): evenly spaced tokens of every tile,
+    `(B, Nm)` int64."""
     L = nodes.tile_layout(layout)
     parts = []
     for b in L.blocks:
