@@ -94,7 +94,10 @@ class ToMABackend:
 
     def _replays_outputs(self, mode, options: dict) -> bool:
         """Whether compiled calls may hand out memory a later call overwrites: Inductor with CUDA graphs
-        (`mode="reduce-overhead"`), or an inner backend that is not Inductor, which could do the same."""
+        (`mode="reduce-overhead"`), or an inner backend that is not Inductor and does not promise
+        otherwise (an attribute `fresh_outputs = True`; "aot_eager" and "eager" run the graph)."""
+        if self.inner in ("aot_eager", "eager") or getattr(self.inner, "fresh_outputs", False):
+            return False
         if self.inner != "inductor":
             return True
         from torch._inductor import list_mode_options

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from toma_fx import argtypes
 
-BENCHES = ("pipeline", "ops", "model", "steps", "photos", "gpu")
+BENCHES = ("pipeline", "ops", "model", "steps", "dispatch", "photos", "gpu")
 ARCHS = ("sdxl", "flux", "sd3", "pixart")
 
 

@@ -144,7 +144,8 @@ class Dispatcher:
         decision = decide(self.config, now.index)
         if decision is Decision.OFF:
             return self.off(*args)
-        own = state.kept(key, now)
+        block = state.block(key)
+        own = state.kept(block, now)
         own = own if own is not None and own.layouts == self.layouts else None
         chain = state.chain(now, self.group[1]) if self.group is not None else None
         name, given, selection = self._plan(decision, own, chain, state)
@@ -159,7 +160,7 @@ class Dispatcher:
         carried = [t.clone() for t in out[n:]] if self.clone else out[n:]
         tensors = {s: t for s, t in given.items() if s.part != "reuse"}
         tensors.update(zip(variant.outputs, carried))
-        state.keep(key, now, Kept(now.generation, selection, tensors, self.layouts))
+        state.keep(block, now, Kept(now.generation, selection, tensors, self.layouts))
         if head:
             state.set_chain(self._chain_from(now, selection, tensors), now)
         return out[:n]

@@ -76,13 +76,17 @@ class State:
         self._selections += 1
         return self._selections
 
-    def kept(self, key, now: Now) -> Kept | None:
+    def block(self, key) -> dict[str | None, Kept]:
+        """The entries of block `key`, one per branch: read with `kept`, written with `keep`."""
+        return self._kept.setdefault(key, {})
+
+    def kept(self, block: dict, now: Now) -> Kept | None:
         self._touch(now.context)
-        entry = self._kept.get(key, {}).get(now.context)
+        entry = block.get(now.context)
         return entry if entry is not None and entry.generation == now.generation else None
 
-    def keep(self, key, now: Now, entry: Kept) -> None:
-        self._kept.setdefault(key, {})[now.context] = entry
+    def keep(self, block: dict, now: Now, entry: Kept) -> None:
+        block[now.context] = entry
 
     def chain(self, now: Now, layout: tuple) -> Chain | None:
         c = self._chains.get(now.context)
