@@ -5,7 +5,7 @@
     toma-fx explain [...]           what the compiler pass merges in a model, and the FLOP-ideal speedup
     toma-fx coverage [...]          what it merges in every denoiser of diffusers (docs/coverage.md)
     toma-fx bench [...]             eager, torch.compile, ToMA at several ratios and tomesd on one pipeline
-    toma-fx bench ops|model|steps|photos [...]   narrower benchmarks (`toma-fx bench <what> --help`)
+    toma-fx bench ops|model|steps|dispatch|photos|gpu [...]   narrower benchmarks (`--help` on each)
 
 Built-in models are built from their configs with random weights (no downloads); `--model PATH` takes a
 diffusers pipeline saved in a local folder. User errors print one line and exit with status 2.
