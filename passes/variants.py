@@ -29,7 +29,6 @@ from torch.fx import GraphModule, Node, map_arg
 
 from toma_fx.ops import nodes
 from toma_fx.passes.pipeline import Result, copy_graph
-from toma_fx.passes.verify import propagate
 
 __all__ = ["Slot", "Variant", "block_key", "build", "looks_like_one_block"]
 
@@ -66,10 +65,12 @@ def build(result: Result, example_inputs: list, name: str, *, emit_weights: bool
     extra_out: list[tuple[Slot, Node]] = []
 
     def add_input(slot: Slot, like: torch.Tensor) -> Node:
+        """A placeholder for `like` (the example value, fake, of what it stands for)."""
         last = extra_in[-1][1] if extra_in else placeholders[-1]
         with graph.inserting_after(last):
             p = graph.placeholder(f"toma_{slot.part}_{slot.site}_{slot.item}")
         p._dynamo_source = None  # AOTAutograd expects every placeholder of a Dynamo graph to carry one
+        p.meta["example_value"] = like
         extra_in.append((slot, p, like))
         return p
 
@@ -77,7 +78,7 @@ def build(result: Result, example_inputs: list, name: str, *, emit_weights: bool
         if computes_dst:
             like = node.meta["example_value"]
             kept = add_input(Slot(site, "dst"), like)
-            reuse = add_input(Slot(site, "reuse"), torch.zeros((), dtype=torch.bool, device=like.device))
+            reuse = add_input(Slot(site, "reuse"), _flag_like(like))
             node.args = (*node.args, kept, reuse)
             extra_out.append((Slot(site, "dst"), node))
         else:
@@ -91,6 +92,7 @@ def build(result: Result, example_inputs: list, name: str, *, emit_weights: bool
                 for j in range(len(parts)):
                     with graph.inserting_after(last):
                         last = graph.call_function(operator.getitem, (node, j))
+                    last.meta["example_value"] = parts[j]
                     extra_out.append((Slot(site, "weights", j), last))
         else:
             given = [add_input(Slot(site, "weights", j), t) for j, t in enumerate(parts)]
@@ -105,9 +107,17 @@ def build(result: Result, example_inputs: list, name: str, *, emit_weights: bool
     out.args = (tuple(returned) + tuple(n for _, n in extra_out),)
     graph.lint()
     gm.recompile()
+    # Every node keeps its example value: the variant only moves values between nodes and inputs, so
+    # nothing is run again on fakes.
     inputs = [*example_inputs, *(torch.zeros(t.shape, dtype=t.dtype, device=t.device) for *_, t in extra_in)]
-    propagate(gm, inputs)
     return Variant(name, gm, inputs, [s for s, *_ in extra_in], [s for s, _ in extra_out], len(returned))
+
+
+def _flag_like(like: torch.Tensor) -> torch.Tensor:
+    """A 0-dim bool example value on `like`'s device, fake in `like`'s mode when it is fake."""
+    flag = torch.zeros((), dtype=torch.bool, device=like.device)
+    mode = getattr(like, "fake_mode", None)
+    return mode.from_tensor(flag) if mode is not None else flag
 
 
 def block_key(result: Result) -> int | None:
