@@ -21,10 +21,13 @@ from torch.fx import GraphModule
 from toma_fx.call_grids import PerCallGrid, call_grid
 from toma_fx.config import ToMAConfig
 from toma_fx.dispatch import compile_merged
+from toma_fx.ops import nodes
 from toma_fx.passes.pipeline import Result, graph_name, run, warn_fallback
 from toma_fx.state import State
 
 __all__ = ["ToMABackend", "toma_backend"]
+
+_NODE_FUNCTIONS = (nodes.select, nodes.weights, nodes.merge, nodes.unmerge, nodes.gather)
 
 
 class ToMABackend:
@@ -110,6 +113,11 @@ class ToMABackend:
             from torch._inductor.compile_fx import compile_fx
 
             patches = {**(list_mode_options(mode) if mode else {}), **options}
+            if any(gm.graph.find_nodes(op="call_function", target=f) for f in _NODE_FUNCTIONS):
+                from torch._inductor import config as inductor_config
+
+                marked = {**inductor_config.unsafe_marked_cacheable_functions, **nodes.cache_keys()}
+                patches["unsafe_marked_cacheable_functions"] = marked
             return compile_fx(gm, example_inputs, config_patches=patches or None)
         inner = torch._dynamo.lookup_backend(self.inner) if isinstance(self.inner, str) else self.inner
         return inner(gm, example_inputs)

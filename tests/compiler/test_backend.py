@@ -219,3 +219,22 @@ def test_graph_copies_keep_parameters_static():
     expected = static_inputs(seen[0])
     assert len(expected) > 10
     assert static_inputs(pipeline.copy_graph(seen[0])) == expected
+
+
+def test_a_rewritten_graph_is_cached_like_a_plain_one():
+    """AOTAutograd's cache takes rewritten graphs (their functions are marked cacheable, keyed to the
+    operators' source): a second compile of the same graph loads it, with the same outputs."""
+    from torch._dynamo.utils import counters
+
+    model, inputs = tiny("plain-dit", batch=1)
+    runs = []
+    for _ in range(2):
+        torch._dynamo.reset()
+        counters.clear()
+        with torch.no_grad():
+            runs.append(output(torch.compile(model, backend=small(), fullgraph=True)(**inputs)))
+        results = dict(counters["aot_autograd"])
+    assert results.get("autograd_cache_hit") == 1, results
+    assert torch.equal(runs[0], runs[1])
+    marked = nodes.cache_keys()
+    assert set(marked) == {f"toma_fx.ops.nodes.{f}" for f in ("select", "weights", "merge", "unmerge", "gather")}

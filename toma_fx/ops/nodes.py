@@ -23,15 +23,18 @@ between calls.
 from __future__ import annotations
 
 import functools
+import hashlib
+import inspect
 
 import torch
 
-from toma_fx.ops import assignment
+from toma_fx.ops import assignment, positions, tiles
+from toma_fx.ops import select as select_module
 from toma_fx.ops.positions import gather_positions
 from toma_fx.ops.select import select_destinations
 from toma_fx.ops.tiles import TileLayout
 
-__all__ = ["Layout", "Rows", "gather", "merge", "select", "tile_layout", "unmerge", "weights"]
+__all__ = ["Layout", "Rows", "cache_keys", "gather", "merge", "select", "tile_layout", "unmerge", "weights"]
 
 Layout = tuple[tuple[int, ...], tuple[int, ...], float]
 Rows = tuple[int, int, int, int]
@@ -127,3 +130,16 @@ def _image(x: torch.Tensor, L: TileLayout, rows: Rows) -> torch.Tensor:
 
 def _split(dst: torch.Tensor, L: TileLayout) -> list[torch.Tensor]:
     return [d[..., 0] for d in L.split_merged(dst[..., None])]
+
+
+@functools.cache
+def cache_keys() -> dict[str, str]:
+    """Inductor's `unsafe_marked_cacheable_functions` entries for the functions a rewritten graph calls.
+
+    AOTAutograd's cache skips tracing a graph it has compiled before, but only for functions it knows
+    to be pure; marked so, a rewritten graph is cached like a plain one. Each entry's value (part of the
+    cache key) is a digest of the source these functions trace through, so a change to the operators
+    misses the cache instead of loading what the old code compiled."""
+    modules = (inspect.getmodule(cache_keys), assignment, positions, select_module, tiles)
+    digest = hashlib.sha256("".join(inspect.getsource(m) for m in modules).encode()).hexdigest()[:16]
+    return {f"{__name__}.{f.__name__}": digest for f in (select, weights, merge, unmerge, gather)}
