@@ -52,6 +52,11 @@ class Variant:
     outputs: list[Slot]  # extra outputs, after the model's
     num_outputs: int  # the model's outputs
 
+    @property
+    def carried_examples(self) -> dict[Slot, torch.Tensor]:
+        """The example tensor of each extra input, by slot."""
+        return dict(zip(self.inputs, self.example_inputs[len(self.example_inputs) - len(self.inputs) :]))
+
 
 def build(result: Result, example_inputs: list, name: str, *, emit_weights: bool) -> Variant:
     """The `name` variant of `result.gm`; `emit_weights` returns computed weights as extra outputs."""

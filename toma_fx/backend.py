@@ -27,8 +27,6 @@ from toma_fx.state import State
 
 __all__ = ["ToMABackend", "toma_backend"]
 
-_NODE_FUNCTIONS = (nodes.select, nodes.weights, nodes.merge, nodes.unmerge, nodes.gather)
-
 
 class ToMABackend:
     """A torch.compile backend: Dynamo graph -> ToMA passes -> `inner` compiler.
@@ -103,17 +101,14 @@ class ToMABackend:
             return False
         if self.inner != "inductor":
             return True
-        from torch._inductor import list_mode_options
-
-        return bool({**(list_mode_options(mode) if mode else {}), **options}.get("triton.cudagraphs"))
+        return bool(_inductor_patches(mode, options).get("triton.cudagraphs"))
 
     def _compile(self, gm: GraphModule, example_inputs: list, mode, options: dict):
         if self.inner == "inductor":
-            from torch._inductor import list_mode_options
             from torch._inductor.compile_fx import compile_fx
 
-            patches = {**(list_mode_options(mode) if mode else {}), **options}
-            if any(gm.graph.find_nodes(op="call_function", target=f) for f in _NODE_FUNCTIONS):
+            patches = _inductor_patches(mode, options)
+            if any(gm.graph.find_nodes(op="call_function", target=f) for f in nodes.GRAPH_FUNCTIONS):
                 from torch._inductor import config as inductor_config
 
                 marked = {**inductor_config.unsafe_marked_cacheable_functions, **nodes.cache_keys()}
@@ -124,6 +119,13 @@ class ToMABackend:
 
     def __repr__(self) -> str:
         return f"ToMABackend({self.config}, inner={self.inner!r})"
+
+
+def _inductor_patches(mode, options: dict) -> dict:
+    """Inductor's config for `mode` (`torch.compile`'s) with `options` over it."""
+    from torch._inductor import list_mode_options
+
+    return {**(list_mode_options(mode) if mode else {}), **options}
 
 
 toma_backend = ToMABackend()

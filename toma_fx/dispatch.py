@@ -88,9 +88,7 @@ class Compiled:
     expected: list[tuple[Slot, torch.Size, torch.dtype]] = field(init=False)
 
     def __post_init__(self):
-        v = self.variant
-        likes = v.example_inputs[len(v.example_inputs) - len(v.inputs) :]
-        self.expected = [(slot, like.shape, like.dtype) for slot, like in zip(v.inputs, likes)]
+        self.expected = [(s, like.shape, like.dtype) for s, like in self.variant.carried_examples.items()]
 
     def fits(self, given: dict) -> bool:
         """`given` holds a tensor of the traced shape and dtype for every extra input."""
@@ -128,19 +126,16 @@ class Dispatcher:
         self.layouts = layouts
         self.state = state
         self.clone = clone
-        select = variants["select"]
-        dst_slots = [s for s in select.variant.inputs if s.part == "dst"]
-        likes = dict(zip(select.variant.inputs, select.variant.example_inputs[-len(select.variant.inputs) :]))
-        flag = likes[Slot(dst_slots[0].site, "reuse")]
-        yes, no = torch.ones((), dtype=torch.bool, device=flag.device), torch.zeros_like(flag)
-        self._fresh = {**{s: likes[s] for s in dst_slots}, **{Slot(s.site, "reuse"): no for s in dst_slots}}
-        self._reusing = {Slot(s.site, "reuse"): yes for s in dst_slots}
+        # `select`'s extra inputs are each leader's destinations and reuse flag; its examples (zeros, False)
+        # are what a fresh selection passes.
+        self._fresh = variants["select"].variant.carried_examples
+        self._reusing = {s: torch.ones_like(t) for s, t in self._fresh.items() if s.part == "reuse"}
 
     def __call__(self, *args):
         key = args[self.key_index] if self.key_index is not None else self
         tracker = tracker_of(key)
         state = tracker.state if tracker is not None else self.state
-        now = state.now(key, source_of(tracker))
+        now = state.clock.now(key, source_of(tracker))
         decision = decide(self.config, now.index)
         if decision is Decision.OFF:
             return self.off(*args)

@@ -40,7 +40,10 @@ class _Contexts(StateManager):
     def set_context(self, context) -> None:
         super().set_context(context)
         if context is not None:
-            self.call = new_call()
+            self.begin_call()
+
+    def begin_call(self) -> None:
+        self.call = new_call()
 
 
 class _ContextHook(ModelHook):
@@ -67,7 +70,7 @@ class _GridHook(ModelHook):
         self._calls: list = []
 
     def pre_forward(self, module, *args, **kwargs):
-        self.contexts.call = new_call()
+        self.contexts.begin_call()
         call = calling_with(latent_grid(args, kwargs, self.in_channels, self._ids))
         call.__enter__()
         self._calls.append(call)

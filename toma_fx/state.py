@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.weak import WeakIdKeyDictionary
 
-from toma_fx.steps import Clock, Now, Source, epoch
+from toma_fx.steps import Clock, Now
 
 __all__ = ["MAX_CONTEXTS", "Chain", "Kept", "State"]
 
@@ -58,19 +58,7 @@ class State:
         self._chains: dict[str | None, Chain] = {}
         self._contexts: OrderedDict[str | None, None] = OrderedDict()
         self._selections = 0
-        self._clock = Clock()
-        self._last: tuple[tuple, Now] | None = None  # ((source, epoch), its Now)
-
-    def now(self, key, source: Source | None) -> Now:
-        """Where a call of the block `key` is (`steps.Clock.now`); computed once per denoiser call when
-        the source names the call."""
-        memo = (source, epoch())
-        if source is not None and source[3] and self._last is not None and self._last[0] == memo:
-            return self._last[1]
-        now = self._clock.now(key, source)
-        if source is not None and source[0] is not None:
-            self._last = (memo, now)
-        return now
+        self.clock = Clock()
 
     def new_selection(self) -> int:
         self._selections += 1
@@ -116,8 +104,7 @@ class State:
         self._kept.clear()
         self._chains.clear()
         self._contexts.clear()
-        self._clock.clear()
-        self._last = None
+        self.clock.clear()
 
     def _touch(self, context: str | None) -> None:
         self._contexts[context] = None

@@ -93,11 +93,6 @@ def reset_steps() -> None:
     _epoch += 1
 
 
-def epoch() -> int:
-    """How many times `reset_steps` was called."""
-    return _epoch
-
-
 def new_call() -> int:
     """A fresh denoiser-call id, for step sources that see calls begin."""
     return next(_calls)

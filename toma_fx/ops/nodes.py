@@ -34,7 +34,10 @@ from toma_fx.ops.positions import gather_positions
 from toma_fx.ops.select import select_destinations
 from toma_fx.ops.tiles import TileLayout
 
-__all__ = ["Layout", "Rows", "cache_keys", "gather", "merge", "select", "tile_layout", "unmerge", "weights"]
+__all__ = [
+    "GRAPH_FUNCTIONS", "Layout", "Rows", "cache_keys", "gather", "merge", "select", "tile_layout", "unmerge",
+    "weights",
+]  # fmt: skip
 
 Layout = tuple[tuple[int, ...], tuple[int, ...], float]
 Rows = tuple[int, int, int, int]
@@ -142,4 +145,8 @@ def cache_keys() -> dict[str, str]:
     misses the cache instead of loading what the old code compiled."""
     modules = (inspect.getmodule(cache_keys), assignment, positions, select_module, tiles)
     digest = hashlib.sha256("".join(inspect.getsource(m) for m in modules).encode()).hexdigest()[:16]
-    return {f"{__name__}.{f.__name__}": digest for f in (select, weights, merge, unmerge, gather)}
+    return {f"{__name__}.{f.__name__}": digest for f in GRAPH_FUNCTIONS}
+
+
+GRAPH_FUNCTIONS = (select, weights, merge, unmerge, gather)
+"""The functions the rewrite inserts into graphs."""
