@@ -7,7 +7,7 @@ import torch
 
 pytest.importorskip("skimage", reason="the bundled photographs come with scikit-image (extra 'demo')")
 
-from toma_fx.bench.fidelity import psnr  # noqa: E402
+from toma_fx.bench.metrics import psnr  # noqa: E402
 from toma_fx.bench.reconstruction import PHOTOS, compare, photo_tokens, tokens_to_image  # noqa: E402
 
 

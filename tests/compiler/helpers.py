@@ -9,7 +9,7 @@ import torch
 
 from toma_fx import toma_backend
 from toma_fx.architectures import build, example_inputs
-from toma_fx.bench.steps import fixed_destinations
+from toma_fx.bench.choosers import fixed_destinations
 from toma_fx.ops import nodes
 from toma_fx.passes import pipeline
 

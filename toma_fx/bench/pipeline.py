@@ -35,8 +35,8 @@ from toma_fx import argtypes, caches
 from toma_fx.architectures import example_inputs
 from toma_fx.bench import methods as M
 from toma_fx.bench.breakdown import PartitionedInductor, profile_parts
-from toma_fx.bench.fidelity import cosine, psnr, ssim
 from toma_fx.bench.generation import generate
+from toma_fx.bench.metrics import cosine, psnr, ssim
 from toma_fx.bench.report import markdown_table, plot_against_ratio, write_sheet
 from toma_fx.bench.timing import environment
 from toma_fx.config import REGION_KINDS, ToMAConfig

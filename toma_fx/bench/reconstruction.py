@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import torch
 
-from toma_fx.bench.fidelity import psnr
+from toma_fx.bench.metrics import psnr
 from toma_fx.ops import (
     TileLayout,
     merge,

@@ -26,24 +26,13 @@ import torch
 
 import toma_fx
 from toma_fx import ToMAConfig, toma_backend
+from toma_fx.bench.choosers import fixed_destinations, swap_selection
 from toma_fx.bench.model import add_arguments, parse, prepare
 from toma_fx.bench.timing import time_call
-from toma_fx.ops import nodes
 
-__all__ = ["fixed_destinations", "main", "run"]
+__all__ = ["main", "run"]
 
 KINDS = ("plain", "off", "select", "reuse", "no-select")
-
-
-def fixed_destinations(x: torch.Tensor, layout: nodes.Layout, rows: nodes.Rows, *kept) -> torch.Tensor:
-    """`nodes.select` without looking at `x` (or kept destinations): evenly spaced tokens of every tile,
-    `(B, Nm)` int64."""
-    L = nodes.tile_layout(layout)
-    parts = []
-    for b in L.blocks:
-        idx = torch.linspace(0, b.tile_size - 1, b.keep, device=x.device).round().long()
-        parts.append(idx.expand(x.shape[rows[3]], b.num_tiles, b.keep)[..., None])
-    return L.join_merged(parts)[..., 0]
 
 
 def _without_selection(mode, compiler: str):
@@ -53,14 +42,11 @@ def _without_selection(mode, compiler: str):
         from torch._inductor import list_mode_options
         from torch._inductor.compile_fx import compile_fx
 
-        for node in gm.graph.find_nodes(op="call_function", target=nodes.select):
-            node.target = fixed_destinations
-        gm.recompile()
         if compiler != "inductor":
             return torch._dynamo.lookup_backend(compiler)(gm, example_inputs)
         return compile_fx(gm, example_inputs, config_patches=list_mode_options(mode) if mode else None)
 
-    return compile_
+    return swap_selection(fixed_destinations, compile_)
 
 
 def run(

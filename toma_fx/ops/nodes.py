@@ -61,14 +61,14 @@ def select(
     variant that serves select and reuse steps alike, `passes/variants.py`)."""
     L = tile_layout(layout)
     given = () if kept is None else (_split(kept, L), reuse)
-    idx = select_destinations(_image(x, L, rows), L, *given)
+    idx = select_destinations(image_rows(x, L, rows), L, *given)
     return L.join_merged([i[..., None] for i in idx])[..., 0]
 
 
 def weights(x: torch.Tensor, dst: torch.Tensor, layout: Layout, rows: Rows, tau: float) -> list[torch.Tensor]:
     """Merge weights of the image rows of `x`: `[(B, T_i, K_i, S_i)]` fp32, as `merge_weights`."""
     L = tile_layout(layout)
-    return assignment.merge_weights(_image(x, L, rows), _split(dst, L), L, tau=tau)
+    return assignment.merge_weights(image_rows(x, L, rows), _split(dst, L), L, tau=tau)
 
 
 def merge(x: torch.Tensor, w: list[torch.Tensor], layout: Layout, rows: Rows) -> torch.Tensor:
@@ -125,7 +125,7 @@ def _tokens_back(t: torch.Tensor, axis: int, batch: int) -> torch.Tensor:
     return t.movedim((0, 1), (batch, axis))
 
 
-def _image(x: torch.Tensor, L: TileLayout, rows: Rows) -> torch.Tensor:
+def image_rows(x: torch.Tensor, L: TileLayout, rows: Rows) -> torch.Tensor:
     """The image rows of `x`, `(B, N, C)`."""
     axis, before, _, batch = rows
     return _tokens_second(x, axis, batch).narrow(1, before, L.num_tokens)

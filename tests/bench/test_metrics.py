@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from toma_fx.bench.fidelity import cosine, psnr, ssim
+from toma_fx.bench.metrics import cosine, patch_swd, psnr, ssim
 
 
 def images(seed=0):
@@ -41,3 +41,20 @@ def test_ssim_of_flat_images_follows_the_formula():
 def test_ssim_needs_matching_image_batches():
     with pytest.raises(ValueError, match=r"ssim needs two \(B, C, H, W\) images of one shape"):
         ssim(images(), images()[0])
+
+
+def test_patch_swd_is_zero_for_one_set_and_grows_with_the_shift():
+    x = images()
+    assert patch_swd(x, x) == 0
+    assert patch_swd(x, x.flip(0)) == pytest.approx(0, abs=1e-12)  # a set: the order of images is free
+    assert 0 < patch_swd(x, (x + 0.05).clamp(0, 1)) < patch_swd(x, (x + 0.2).clamp(0, 1))
+
+
+def test_patch_swd_compares_sets_of_different_sizes():
+    x, y = images(0), images(1)
+    assert patch_swd(x, torch.cat([y, y])) == pytest.approx(patch_swd(x, y), rel=0.05)
+
+
+def test_patch_swd_names_bad_shapes():
+    with pytest.raises(ValueError, match="patch_swd needs"):
+        patch_swd(torch.rand(3, 8, 8), torch.rand(1, 3, 8, 8))
