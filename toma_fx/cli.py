@@ -5,7 +5,8 @@
     toma-fx explain [...]           what the compiler pass merges in a model, and the FLOP-ideal speedup
     toma-fx coverage [...]          what it merges in every denoiser of diffusers (docs/coverage.md)
     toma-fx bench [...]             eager, torch.compile, ToMA at several ratios and tomesd on one pipeline
-    toma-fx bench ops|model|steps|dispatch|photos|gpu [...]   narrower benchmarks (`--help` on each)
+    toma-fx bench ops|model|steps|dispatch|photos|fidelity|gpu [...]   narrower benchmarks (`--help`)
+    toma-fx train-proxy [...]       train a proxy denoiser on real photographs (toma_fx.proxies)
 
 Built-in models are built from their configs with random weights (no downloads); `--model PATH` takes a
 diffusers pipeline saved in a local folder. User errors print one line and exit with status 2.
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from toma_fx import argtypes
 
-BENCHES = ("pipeline", "ops", "model", "steps", "dispatch", "photos", "gpu")
+BENCHES = ("pipeline", "ops", "model", "steps", "dispatch", "photos", "fidelity", "gpu")
 ARCHS = ("sdxl", "flux", "sd3", "pixart")
 
 
@@ -83,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks", add_help=False)
     bench.add_argument("what", choices=BENCHES, help=" | ".join(BENCHES))
     sub.add_parser("coverage", help="regions merged in every denoiser of diffusers", add_help=False)
+    sub.add_parser("train-proxy", help="train a proxy denoiser on real photographs", add_help=False)
     return parser
 
 
@@ -100,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         from toma_fx.coverage import main as coverage
 
         return coverage(rest)
+    if args.command == "train-proxy":
+        from toma_fx.proxies.train import main as train_proxy
+
+        return train_proxy(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:

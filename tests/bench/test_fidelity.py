@@ -1,0 +1,65 @@
+"""`toma-fx bench fidelity` on the shipped proxies, at a size a test can afford: every method changes the
+model it runs on, the table has a row per method and ratio, and the files it promises are written."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from toma_fx.bench import fidelity
+from toma_fx.bench.todo import KVDownsampling
+
+METHODS = ("toma", "strided", "todo")  # random differs from strided only in its chooser (test_choosers)
+
+
+def test_fidelity_report_rows_and_picture(tmp_path):
+    from PIL import Image
+
+    # One sample and one held-out crop: every call has batch 1, so each method compiles once.
+    r = fidelity.run(tmp_path, proxies=("flux", "sdxl"), ratios=(0.25, 0.5), methods=METHODS, seeds=1,
+                     prompts=(4,), steps=2, held_out=1)  # fmt: skip
+    for name in ("flux", "sdxl"):
+        rows = r["proxies"][name]["rows"]
+        assert rows[0]["method"] == "unmerged" and rows[0]["swd"] > 0
+        assert {(row["method"], row["ratio"]) for row in rows[1:]} == {
+            (m, q) for m in METHODS for q in (0.25, 0.5)
+        }
+        assert {(row["method"], row["ratio"]) for row in rows if "skipped" in row} == {
+            ("strided", 0.25),
+            ("todo", 0.25),
+        }
+        for row in rows[1:]:
+            if "skipped" not in row:
+                # Each method changed the model: a silent no-op gives PSNR inf and no change of the loss.
+                assert math.isfinite(row["psnr"]) and row["loss_increase"] != 0, row
+                assert row["flop_speedup"] > 1, row
+        toma, todo = (
+            next(x for x in rows if x["method"] == m and x["ratio"] == 0.5) for m in ("toma", "todo")
+        )
+        assert toma["flop_speedup"] > todo["flop_speedup"]  # ToDo keeps every query: less saved at 0.5
+    assert json.loads((tmp_path / "report.json").read_text())["proxies"].keys() == {"flux", "sdxl"}
+    assert "| toma | 0.5 |" in (tmp_path / "report.md").read_text()
+    picture = Image.open(tmp_path / "samples_flux.png")
+    assert picture.size == (2 * 64 * (1 + len(METHODS)), 2 * 64)  # unmerged + each method; 1 sample; 2x
+
+
+def test_peers_without_a_setting_say_why():
+    by_name = {m.name: m for m in fidelity.METHODS}
+    model = torch.nn.Linear(1, 1)  # never called: the reason comes before any compile
+    for name in ("strided", "todo"):
+        assert "keep 1/2 or 1/4" in by_name[name].make(model, "flux", 0.25, fidelity.ToMAConfig())
+
+
+def test_todo_downsamples_image_keys_only_where_queries_are_the_grid():
+    q = torch.randn(1, 2, 4 + 16, 8)
+    kv = torch.randn(1, 2, 4 + 16, 8)
+    mode = KVDownsampling((4, 4), (2, 2), text=4)
+    with mode:
+        torch.nn.functional.scaled_dot_product_attention(q, kv, kv)
+        torch.nn.functional.scaled_dot_product_attention(q, kv[:, :, :4], kv[:, :, :4])  # cross-attention
+    assert mode.applied == 1
+    small = mode._downsample(kv)
+    assert small.shape == (1, 2, 4 + 4, 8) and torch.equal(small[:, :, :4], kv[:, :, :4])
+    with pytest.raises(ValueError, match="must divide the grid"):
+        KVDownsampling((5, 4), (2, 2))
