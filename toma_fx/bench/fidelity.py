@@ -153,7 +153,7 @@ def _score_proxy(name, methods, ratios, config, seeds, prompt_ids, steps, held_o
                              step_context=toma_fx.step)  # fmt: skip
         return (x + 1) / 2
 
-    one_call = proxy.call_kwargs(torch.zeros(1, 3, SIZE, SIZE), torch.full((1,), 500), prompts(labels[:1]))
+    one_call = proxy.call(torch.zeros(1, 3, SIZE, SIZE), torch.full((1,), 500), prompts(labels[:1]))
 
     merged_speedup: dict[float, float] = {}  # the merge's FLOPs do not depend on how destinations are chosen
 
@@ -252,9 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("toma-fx-out/fidelity"))
     args = p.parse_args(argv)
     config = ToMAConfig() if args.tile is None else ToMAConfig(tile=args.tile)
-    report = run(args.out, proxies=tuple(args.proxies), ratios=tuple(args.ratios),
-                 methods=tuple(args.methods), config=config, seeds=args.seeds, steps=args.steps,
-                 weights=args.weights)  # fmt: skip
+    try:
+        report = run(args.out, proxies=tuple(args.proxies), ratios=tuple(args.ratios),
+                     methods=tuple(args.methods), config=config, seeds=args.seeds, steps=args.steps,
+                     weights=args.weights)  # fmt: skip
+    except FileNotFoundError as e:  # --weights without a trained proxy in it
+        p.exit(2, f"toma-fx bench fidelity: error: {e}\n")
     print(format_table(report))
     print(f"wrote {args.out / 'report.json'}, report.md and samples_<proxy>.png")
     return 0

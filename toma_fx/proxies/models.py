@@ -13,6 +13,8 @@ sampler; `PROXIES` is the registry.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -52,6 +54,8 @@ class Proxy:
         config: its constructor kwargs.
         text_dim / pooled_dim: widths of the prompt embeddings the model takes.
         prediction: "flow" (e - x0) or "v" (v-prediction).
+        call: `(x (B, 3, S, S), t (B,), cond) -> the model's keyword arguments` (the architecture's call).
+        unpack: `(model output, x) -> prediction (B, 3, S, S)`.
         scheduler: `(diffusers scheduler class name, kwargs)` used for sampling (and, for "v", noising).
     """
 
@@ -61,12 +65,12 @@ class Proxy:
     text_dim: int
     pooled_dim: int
     prediction: str
+    call: Callable[..., dict]
+    unpack: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     scheduler: tuple[str, dict] = field(default=("FlowMatchEulerDiscreteScheduler", {}))
 
     def build(self) -> nn.Module:
-        import diffusers
-
-        return getattr(diffusers, self.cls)(**self.config)
+        return self.model_class()(**self.config)
 
     def model_class(self) -> type:
         import diffusers
@@ -91,39 +95,15 @@ class Proxy:
         t = t.long()
         return scheduler.add_noise(x0, noise, t), scheduler.get_velocity(x0, noise, t)
 
-    def call_kwargs(self, x: torch.Tensor, t: torch.Tensor, cond) -> dict:
-        """The denoiser's keyword arguments for images `x (B, 3, S, S)` at timesteps `t (B,)`."""
-        embeds, pooled = cond
-        if self.prediction != "flow":
-            return {"sample": x, "timestep": t, "encoder_hidden_states": embeds, "return_dict": False}
-        B, C, H, W = x.shape
-        return {
-            "hidden_states": x.reshape(B, C, H // 2, 2, W // 2, 2)
-            .permute(0, 2, 4, 1, 3, 5)
-            .reshape(B, -1, C * 4),
-            "encoder_hidden_states": embeds,
-            "pooled_projections": pooled,
-            "timestep": t.to(x.dtype) / 1000,
-            "img_ids": _image_ids(H // 2, W // 2, x.device, x.dtype),
-            "txt_ids": torch.zeros(embeds.shape[1], 3, device=x.device, dtype=x.dtype),
-            "return_dict": False,
-        }
-
     def predict(self, model: nn.Module, x: torch.Tensor, t: torch.Tensor, cond) -> torch.Tensor:
         """The model's prediction `(B, 3, S, S)` for images `x` at timesteps `t`, prompts `cond`."""
-        out = model(**self.call_kwargs(x, t, cond))[0]
-        if self.prediction != "flow":
-            return out
-        B, C, H, W = x.shape
-        return out.reshape(B, H // 2, W // 2, C, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(B, C, H, W)
+        return self.unpack(model(**self.call(x, t, cond))[0], x)
 
     def sample(
         self, model: nn.Module, cond, *, steps: int, generator: torch.Generator, step_context=None
     ) -> torch.Tensor:
         """Images `(B, 3, 64, 64)` in [-1, 1] from seeded noise; `step_context(i)` (for example
         `toma_fx.step`) wraps the denoiser call of step `i`."""
-        import contextlib
-
         scheduler = self.make_scheduler()
         scheduler.set_timesteps(steps)
         B = cond[0].shape[0]
@@ -133,6 +113,33 @@ class Proxy:
                 pred = self.predict(model, x, t.expand(B).to(x.device), cond)
             x = scheduler.step(pred, t, x, return_dict=False)[0]
         return x.clamp(-1, 1)
+
+
+def _flux_call(x: torch.Tensor, t: torch.Tensor, cond) -> dict:
+    """Flux's call: 2x2 pixels per token (`(B, H/2 * W/2, 12)`), position ids, timestep in [0, 1]."""
+    embeds, pooled = cond
+    B, C, H, W = x.shape
+    return {
+        "hidden_states": x.reshape(B, C, H // 2, 2, W // 2, 2)
+        .permute(0, 2, 4, 1, 3, 5)
+        .reshape(B, -1, C * 4),
+        "encoder_hidden_states": embeds,
+        "pooled_projections": pooled,
+        "timestep": t.to(x.dtype) / 1000,
+        "img_ids": _image_ids(H // 2, W // 2, x.device, x.dtype),
+        "txt_ids": torch.zeros(embeds.shape[1], 3, device=x.device, dtype=x.dtype),
+        "return_dict": False,
+    }
+
+
+def _flux_unpack(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Flux's `(B, H/2 * W/2, 12)` tokens back to `(B, 3, H, W)` pixels."""
+    B, C, H, W = x.shape
+    return out.reshape(B, H // 2, W // 2, C, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(B, C, H, W)
+
+
+def _unet_call(x: torch.Tensor, t: torch.Tensor, cond) -> dict:
+    return {"sample": x, "timestep": t, "encoder_hidden_states": cond[0], "return_dict": False}
 
 
 def _image_ids(h: int, w: int, device, dtype) -> torch.Tensor:
@@ -168,6 +175,8 @@ PROXIES: dict[str, Proxy] = {
         text_dim=64,
         pooled_dim=64,
         prediction="flow",
+        call=_flux_call,
+        unpack=_flux_unpack,
     ),
     "sdxl": Proxy(
         "sdxl",
@@ -190,6 +199,8 @@ PROXIES: dict[str, Proxy] = {
         text_dim=64,
         pooled_dim=1,
         prediction="v",
+        call=_unet_call,
+        unpack=lambda out, x: out,
         scheduler=("DDIMScheduler", _COSINE_V),
     ),
 }

@@ -66,7 +66,7 @@ def train(
     held_out: int = 32,
 ) -> tuple[torch.nn.Module, torch.nn.Module, dict]:
     """Train proxy `name` for `steps` optimizer steps (`batch` crops at full size, twice as many at half
-        size); returns `(EMA model, EMA prompts, report)`, the report with the loss on `held_out` held-out
+    size); returns `(EMA model, EMA prompts, report)`, the report with the loss on `held_out` held-out
     crops before and after."""
     proxy = PROXIES[name]
     torch.manual_seed(seed)
