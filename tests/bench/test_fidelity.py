@@ -63,3 +63,11 @@ def test_todo_downsamples_image_keys_only_where_queries_are_the_grid():
     assert small.shape == (1, 2, 4 + 4, 8) and torch.equal(small[:, :, :4], kv[:, :, :4])
     with pytest.raises(ValueError, match="must divide the grid"):
         KVDownsampling((5, 4), (2, 2))
+
+
+def test_missing_weights_are_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        fidelity.main(["--weights", str(tmp_path), "--proxies", "sdxl", "--out", str(tmp_path / "out")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "no trained sdxl proxy" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
