@@ -1,5 +1,7 @@
 """`explain`: regions of each kind, their grids and where they come from, and every skip with its reason."""
 
+import functools
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,11 +13,21 @@ from toma_fx.architectures import build, example_inputs
 from .helpers import tiny
 
 SMALL = ToMAConfig(min_tokens=16)
+SDXL_LATENT = (32, 24)  # non-square, so a transposed grid shows; token levels 16x12 and 8x6
 
-# Tiny configs at a 16x16 latent. SDXL: 11 BasicTransformerBlocks (1 + 2 down, 2 mid, 4 + 2 up), each
-# self + cross + GEGLU MLP. Flux: one double block (joint attention, image MLP; the text MLP is
-# skipped) and two single blocks. SD3: two joint blocks. PixArt: two blocks of self + MLP (its cross
-# attention to 8 text tokens at width 16 saves no FLOPs).
+
+@functools.cache
+def explained(name: str, latent: tuple[int, int] = (16, 16), config: ToMAConfig = SMALL):
+    """One trace per model, latent and config, shared by the tests that read its report (SDXL's
+    UNet takes the longest to trace)."""
+    model, inputs = tiny(name, latent=latent)
+    return toma_fx.explain(model, **inputs, config=config)
+
+
+# Tiny configs at a 16x16 latent (SDXL at SDXL_LATENT). SDXL: 11 BasicTransformerBlocks (1 + 2 down,
+# 2 mid, 4 + 2 up), each self + cross + GEGLU MLP. Flux: one double block (joint attention, image MLP;
+# the text MLP is skipped) and two single blocks. SD3: two joint blocks. PixArt: two blocks of self +
+# MLP (its cross attention to 8 text tokens at width 16 saves no FLOPs).
 EXPECTED = {
     "sdxl": {"self": 11, "cross": 11, "mlp": 11},
     "flux": {"joint": 1, "mlp": 1, "single": 2},
@@ -28,8 +40,7 @@ EXPECTED = {
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_regions_per_kind(name):
-    model, inputs = tiny(name)
-    report = toma_fx.explain(model, **inputs, config=SMALL)
+    report = explained(name, SDXL_LATENT) if name == "sdxl" else explained(name)
     assert report.counts() == EXPECTED[name], str(report)
     assert not report.errors
     assert report.speedup > 1.05
@@ -41,8 +52,7 @@ def test_regions_per_kind(name):
 def test_text_tokens_are_never_merged():
     """Flux: the caption rows are kept (8 of them beside the 64 image rows of the single blocks), and
     the caption MLP is skipped: its 8 rows are fewer than the image input's 64 on the grid."""
-    model, inputs = tiny("flux")
-    report = toma_fx.explain(model, **inputs, config=SMALL)
+    report = explained("flux")
     assert {(r.tokens, r.text) for r in report.regions if r.kind == "single"} == {(64, 8)}
     assert {(r.tokens, r.text) for r in report.regions if r.kind != "single"} == {(64, 0)}
     (skip,) = report.skipped
@@ -54,29 +64,25 @@ def test_text_tokens_are_never_merged():
 
 
 def test_levels_by_min_tokens():
-    """SDXL at a 32x32 latent has 16x16 and 8x8 token levels; min_tokens=256 keeps the first."""
-    model, inputs = tiny("sdxl", latent=(32, 32))
-    report = toma_fx.explain(model, **inputs, config=ToMAConfig(min_tokens=256))
-    assert {r.tokens for r in report.regions} == {256}
-    assert sum("< min_tokens=256" in s.why for s in report.skipped) == 24
+    """SDXL at a 32x24 latent has 16x12 and 8x6 token levels; min_tokens=192 keeps the first."""
+    report = explained("sdxl", SDXL_LATENT, ToMAConfig(min_tokens=192))
+    assert {r.tokens for r in report.regions} == {192}
+    assert sum("< min_tokens=192" in s.why for s in report.skipped) == 24
 
 
 def test_groups_select_once_per_token_set():
-    model, inputs = tiny("sdxl", latent=(32, 32))
-    report = toma_fx.explain(model, **inputs, config=SMALL)
+    report = explained("sdxl", SDXL_LATENT)
     selecting = [r for r in report.regions if r.selection == "select"]
-    assert [r.tokens for r in selecting] == [256, 64, 256]  # down 16x16, then 8x8, then up 16x16
-    model, inputs = tiny("plain-dit")  # one token set through every block
-    shared = toma_fx.explain(model, **inputs, config=SMALL)
+    assert [r.tokens for r in selecting] == [192, 48, 192]  # down 16x12, then 8x6, then up 16x12
+    shared = explained("plain-dit")  # one token set through every block
     assert [r.selection for r in shared.regions][:2] == ["select", "reuse #0"]
-    unshared = toma_fx.explain(model, **inputs, config=SMALL.replace(share_destinations=False))
+    unshared = explained("plain-dit", config=SMALL.replace(share_destinations=False))
     assert len(unshared.regions) == len(shared.regions) > 1
     assert all(r.selection == "select" for r in unshared.regions)
 
 
 def test_report_reads_as_a_table_with_a_diff():
-    model, inputs = tiny("plain-dit")
-    report = toma_fx.explain(model, **inputs, config=SMALL)
+    report = explained("plain-dit")
     text = str(report)
     assert "blocks.0" in text and "FLOP-ideal speedup" in text
     assert "+    merge = toma_fx_ops_nodes_merge(" in report.diff
@@ -87,13 +93,12 @@ def test_report_reads_as_a_table_with_a_diff():
     "name, latent, grids",
     [
         ("flux", (24, 16), {"12x8 (ids: hidden_states)"}),  # packed tokens, placed by img_ids
-        ("sdxl", (24, 16), {"12x8 (graph: sample)", "6x4 (graph: sample)"}),  # levels of the latent map
+        ("sdxl", SDXL_LATENT, {"16x12 (graph: sample)", "8x6 (graph: sample)"}),  # the latent map's levels
         ("sd3", (24, 16), {"12x8 (graph: hidden_states)"}),  # a conv patch embedding
     ],
 )
 def test_grids_and_their_source(name, latent, grids):
-    model, inputs = tiny(name, latent=latent)
-    assert {r.grid for r in toma_fx.explain(model, **inputs, config=SMALL).regions} == grids
+    assert {r.grid for r in explained(name, latent).regions} == grids
 
 
 def test_unplaceable_token_rows_are_left_alone_with_the_reason():
