@@ -32,6 +32,13 @@ def test_random_draws_distinct_tokens_afresh_each_call_and_is_seeded():
     assert per_tile.min() >= 0 and per_tile.max() < 16
 
 
+def test_random_drawn_once_is_the_same_at_every_call():
+    once = chooser("random", seed=1, fresh=False)
+    first = once(x(), LAYOUT, ROWS)
+    assert torch.equal(first, once(x(), LAYOUT, ROWS))
+    assert torch.equal(first, chooser("random", seed=1)(x(), LAYOUT, ROWS))  # the fresh chooser's first
+
+
 def test_fixed_destinations_are_evenly_spaced_in_every_tile():
     dst = fixed_destinations(x(), LAYOUT, ROWS)
     assert torch.equal(dst.reshape(2, 4, 4), torch.tensor([0, 5, 10, 15]).expand(2, 4, 4))

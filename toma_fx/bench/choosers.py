@@ -9,7 +9,9 @@ node (`nodes.select`) of the rewritten graph with a chooser of the same signatur
     strided   tomesd's choice: one random token per 2x1 (ratio 0.5) or 2x2 (ratio 0.75) cell
 
 Random and strided draw from a `torch.Generator` they own, so they run under an inner compiler that
-executes the graph ("eager", "aot_eager"), not Inductor.
+executes the graph ("eager", "aot_eager"), not Inductor. They draw afresh at every call, or (`fresh`
+False) the same destinations at every call: the fidelity benchmark's test of whether choices that
+change from step to step are what makes them good.
 """
 
 from __future__ import annotations
@@ -38,21 +40,24 @@ def fixed_destinations(x: torch.Tensor, layout: nodes.Layout, rows: nodes.Rows, 
     return L.join_merged(parts)[..., 0]
 
 
-def chooser(name: str, seed: int = 0) -> SelectFn:
-    """A selection node choosing by `CHOOSERS[name]` ("random", "strided"), drawing fresh destinations
-    at every call from a generator seeded with `seed`."""
+def chooser(name: str, seed: int = 0, *, fresh: bool = True) -> SelectFn:
+    """A selection node choosing by `CHOOSERS[name]` ("random", "strided") from a generator seeded with
+    `seed`: fresh destinations at every call, or with `fresh` False the first call's at every call."""
     if name not in ("random", "strided"):
         raise ValueError(f"chooser must be 'random' or 'strided', got {name!r}")
-    choose, gen = CHOOSERS[name], torch.Generator().manual_seed(seed)
+    choose, gen = CHOOSERS[name], torch.Generator()
+    gen.manual_seed(seed)
 
     def select(x: torch.Tensor, layout: nodes.Layout, rows: nodes.Rows, *kept) -> torch.Tensor:
         L = nodes.tile_layout(layout)
         if name == "strided" and not strided_applies(L):
             raise ValueError(f"tomesd's strided cells do not fit tile {L.tile} at ratio {L.ratio}")
+        if not fresh:
+            gen.manual_seed(seed)
         idx = choose(nodes.image_rows(x, L, rows), L, gen)
         return L.join_merged([i[..., None].to(x.device) for i in idx])[..., 0]
 
-    select.__name__ = f"{name}_destinations"
+    select.__name__ = f"{name}_destinations" if fresh else f"fixed_{name}_destinations"
     return select
 
 

@@ -10,6 +10,9 @@ Every method keeps the same number of image tokens at the merged level (32 x 32 
     strided   the same merge with tomesd's destinations: one per 2x1 (0.5) or 2x2 (0.75) cell
     todo      ToDo: every query kept, keys and values downsampled 2x1 (0.5) or 2x2 (0.75)
 
+and, with `--methods`, a diagnostic: `random-fixed`, random destinations drawn once and kept at every
+call, which tells apart what random choices gain by changing from step to step.
+
 Strided and ToDo have no setting at ratio 0.25 (their cells keep 1/2 or 1/4); those rows say so. Each is
 scored against the unmerged model (`toma_fx.proxies`, the shipped trained weights):
 
@@ -49,7 +52,7 @@ from toma_fx.proxies.data import TRAIN, Crops
 from toma_fx.proxies.models import PROMPT_TOKENS, SIZE
 from toma_fx.proxies.train import denoising_loss, held_out_set
 
-__all__ = ["METHODS", "format_table", "main", "run"]
+__all__ = ["DEFAULT_METHODS", "METHODS", "format_table", "main", "run"]
 
 GRID = (SIZE // 2, SIZE // 2)
 """The token grid both proxies merge: 2x2 pixels per Flux token; the UNet's first attention level."""
@@ -75,11 +78,11 @@ def _toma(model, proxy: str, ratio: float, config: ToMAConfig):
     return torch.compile(model, backend=backend, fullgraph=True, dynamic=False)
 
 
-def _chosen(name: str) -> Callable:
+def _chosen(name: str, fresh: bool = True) -> Callable:
     def make(model, proxy: str, ratio: float, config: ToMAConfig):
         if name == "strided" and ratio not in FACTORS:
             return "tomesd's cells keep 1/2 or 1/4 of the tokens"
-        inner = swap_selection(chooser(name, seed=0))
+        inner = swap_selection(chooser(name, seed=0, fresh=fresh))
         backend = toma_fx.toma_backend.configure(config, ratio=ratio, inner=inner)
         return torch.compile(model, backend=backend, fullgraph=True, dynamic=False)
 
@@ -102,8 +105,14 @@ def _todo(model, proxy: str, ratio: float, config: ToMAConfig):
     return _Downsampled(model, (GRID, FACTORS[ratio], TEXT_BEFORE[proxy]))
 
 
-METHODS = (Method("toma", _toma), Method("random", _chosen("random")), Method("strided", _chosen("strided")),
-           Method("todo", _todo, merges=False))  # fmt: skip
+METHODS = (
+    Method("toma", _toma),
+    Method("random", _chosen("random")),
+    Method("strided", _chosen("strided")),
+    Method("todo", _todo, merges=False),
+    Method("random-fixed", _chosen("random", fresh=False)),
+)
+DEFAULT_METHODS = ("toma", "random", "strided", "todo")
 
 
 def run(
@@ -111,7 +120,7 @@ def run(
     *,
     proxies: tuple[str, ...] = ("flux", "sdxl"),
     ratios: tuple[float, ...] = (0.25, 0.5, 0.75),
-    methods: tuple[str, ...] = tuple(m.name for m in METHODS),
+    methods: tuple[str, ...] = DEFAULT_METHODS,
     config: ToMAConfig | None = None,
     seeds: int = 2,
     prompts: tuple[int, ...] = tuple(range(len(TRAIN))),
@@ -242,9 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="toma-fx bench fidelity", description=__doc__.split("\n\n")[0])
     p.add_argument("--proxies", nargs="+", choices=sorted(PROXIES), default=["flux", "sdxl"])
     p.add_argument("--ratios", nargs="+", type=argtypes.ratio, default=[0.25, 0.5, 0.75])
-    p.add_argument(
-        "--methods", nargs="+", choices=[m.name for m in METHODS], default=[m.name for m in METHODS]
-    )
+    p.add_argument("--methods", nargs="+", choices=[m.name for m in METHODS], default=list(DEFAULT_METHODS))
     p.add_argument("--seeds", type=argtypes.count, default=2, help="samples per prompt")
     p.add_argument("--steps", type=argtypes.count, default=20, help="sampling steps")
     p.add_argument("--tile", type=argtypes.sizes, help=argtypes.TILE_HELP)
