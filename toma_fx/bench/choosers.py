@@ -45,8 +45,7 @@ def chooser(name: str, seed: int = 0, *, fresh: bool = True) -> SelectFn:
     `seed`: fresh destinations at every call, or with `fresh` False the first call's at every call."""
     if name not in ("random", "strided"):
         raise ValueError(f"chooser must be 'random' or 'strided', got {name!r}")
-    choose, gen = CHOOSERS[name], torch.Generator()
-    gen.manual_seed(seed)
+    choose, gen = CHOOSERS[name], torch.Generator().manual_seed(seed)
 
     def select(x: torch.Tensor, layout: nodes.Layout, rows: nodes.Rows, *kept) -> torch.Tensor:
         L = nodes.tile_layout(layout)
