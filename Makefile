@@ -10,9 +10,10 @@ setup:
 demo: setup
 	$(PYTHON) -m toma_fx demo
 
-# One worker per core (at most 4: each holds compiled models in memory).
+# One worker per core (at most 4: each holds compiled models in memory); an idle worker takes queued
+# tests from the busy one, so a long test near the end does not leave a core waiting.
 test: setup
-	$(PYTHON) -m pytest -n auto --maxprocesses 4 --durations 15
+	$(PYTHON) -m pytest -n auto --maxprocesses 4 --dist worksteal --durations 15
 
 # The GPU headline (docs/benchmarks.md, "GPU"), one command on an H100 / H200: `toma-fx bench gpu`.
 # A device machine has torch and Triton but no package registry: run `make gpu-wheels` here first, so
