@@ -37,7 +37,8 @@ def test_fidelity_report_rows_and_picture(tmp_path):
     assert json.loads((tmp_path / "report.json").read_text())["proxies"].keys() == {"flux"}
     assert "| toma | 0.5 |" in (tmp_path / "report.md").read_text()
     picture = Image.open(tmp_path / "samples_flux.png")
-    assert picture.size == (2 * 64 * (1 + len(METHODS)), 2 * 64)  # unmerged + each method; 1 sample; 2x
+    # unmerged + each method, 1 sample, at 2x, under a 20-pixel label band
+    assert picture.size == (2 * 64 * (1 + len(METHODS)), 2 * 64 + 20)
 
 
 def test_peers_without_a_setting_say_why(tmp_path):

@@ -44,6 +44,7 @@ import toma_fx
 from toma_fx import argtypes
 from toma_fx.bench.choosers import chooser, swap_selection
 from toma_fx.bench.metrics import patch_swd, psnr, ssim
+from toma_fx.bench.report import write_sheet
 from toma_fx.bench.todo import FACTORS, KVDownsampling
 from toma_fx.config import ToMAConfig
 from toma_fx.explain import explain
@@ -210,16 +211,10 @@ def _flops(fn, kwargs: dict) -> int:
     return counter.get_total_flops()
 
 
-def _picture(images: dict[str, torch.Tensor], path: Path, rows: int = 6, scale: int = 2) -> None:
-    """One column per method, one row per sample; labels in the report, not the pixels."""
-    from PIL import Image
-
-    columns = list(images.values())
-    n = min(rows, columns[0].shape[0])
-    grid = torch.cat([torch.cat([c[i] for c in columns], dim=-1) for i in range(n)], dim=-2)
-    pixels = (grid.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-    picture = Image.fromarray(pixels)
-    picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST).save(path)
+def _picture(images: dict[str, torch.Tensor], path: Path, rows: int = 6) -> None:
+    """One column per method, labelled, one row per sample, at twice the samples' size."""
+    n = min(rows, next(iter(images.values())).shape[0])
+    write_sheet(path, [[(name, batch[i]) for name, batch in images.items()] for i in range(n)], scale=2)
 
 
 def format_table(report: dict) -> str:

@@ -81,11 +81,12 @@ def plot_against_ratio(rows: list[dict], path: Path, *, title: str) -> None:
     plt.close(fig)
 
 
-def write_sheet(path: Path, rows: list[list[tuple[str, torch.Tensor]]]) -> None:
-    """Labelled images, one sheet row per list: `(label, (3, H, W) in [0, 1])`."""
+def write_sheet(path: Path, rows: list[list[tuple[str, torch.Tensor]]], scale: int = 1) -> None:
+    """Labelled images, one sheet row per list: `(label, (3, H, W) in [0, 1])`, each shown at the
+    first image's size times `scale`."""
     from PIL import Image, ImageDraw
 
-    h, w = rows[0][0][1].shape[-2:]
+    h, w = (scale * d for d in rows[0][0][1].shape[-2:])
     columns = max(len(r) for r in rows)
     sheet = Image.new("RGB", (columns * w, len(rows) * (h + 20)), "white")
     draw = ImageDraw.Draw(sheet)
