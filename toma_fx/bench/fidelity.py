@@ -45,9 +45,10 @@ from toma_fx import argtypes
 from toma_fx.bench.choosers import chooser, swap_selection
 from toma_fx.bench.metrics import patch_swd, psnr, ssim
 from toma_fx.bench.report import write_sheet
-from toma_fx.bench.todo import FACTORS, KVDownsampling
+from toma_fx.bench.todo import KVDownsampling
 from toma_fx.config import ToMAConfig
 from toma_fx.explain import explain
+from toma_fx.ops.baselines import CELLS
 from toma_fx.proxies import PROXIES, load
 from toma_fx.proxies.data import TRAIN, Crops
 from toma_fx.proxies.models import PROMPT_TOKENS, SIZE
@@ -81,7 +82,7 @@ def _toma(model, proxy: str, ratio: float, config: ToMAConfig):
 
 def _chosen(name: str, fresh: bool = True) -> Callable:
     def make(model, proxy: str, ratio: float, config: ToMAConfig):
-        if name == "strided" and ratio not in FACTORS:
+        if name == "strided" and ratio not in CELLS:
             return "tomesd's cells keep 1/2 or 1/4 of the tokens"
         inner = swap_selection(chooser(name, seed=0, fresh=fresh))
         backend = toma_fx.toma_backend.configure(config, ratio=ratio, inner=inner)
@@ -101,9 +102,9 @@ class _Downsampled(torch.nn.Module):
 
 
 def _todo(model, proxy: str, ratio: float, config: ToMAConfig):
-    if ratio not in FACTORS:
+    if ratio not in CELLS:
         return "ToDo's 2x1 and 2x2 downsampling keep 1/2 or 1/4 of the keys"
-    return _Downsampled(model, (GRID, FACTORS[ratio], TEXT_BEFORE[proxy]))
+    return _Downsampled(model, (GRID, CELLS[ratio], TEXT_BEFORE[proxy]))
 
 
 METHODS = (

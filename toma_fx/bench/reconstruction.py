@@ -23,13 +23,10 @@ from toma_fx.ops import (
     unmerge,
     unmerge_sdpa,
 )
-from toma_fx.ops.baselines import random_destinations, strided_destinations
+from toma_fx.ops.baselines import CELLS, random_destinations, strided_destinations
 
 PHOTOS = ("astronaut", "camera", "coffee", "rocket", "chelsea")
 """scikit-image's bundled photographs: a portrait, a grey street scene, a still life, a launch, a cat."""
-
-# tomesd's cell for each ratio: one destination per cell.
-STRIDED_CELLS = {0.5: (2, 1), 0.75: (2, 2)}
 
 
 def photo_tokens(name: str, patch: int = 8, multiple: int = 4) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -66,7 +63,7 @@ Chooser = Callable[[torch.Tensor, TileLayout, torch.Generator], list[torch.Tenso
 
 def strided_applies(layout: TileLayout) -> bool:
     """tomesd's grid needs a ratio with a cell (0.5, 0.75) that divides a single block of tiles."""
-    cell = STRIDED_CELLS.get(layout.ratio)
+    cell = CELLS.get(layout.ratio)
     return (
         cell is not None
         and len(layout.blocks) == 1
@@ -76,7 +73,7 @@ def strided_applies(layout: TileLayout) -> bool:
 
 
 def _strided(x: torch.Tensor, layout: TileLayout, gen: torch.Generator) -> list[torch.Tensor]:
-    return strided_destinations(x.shape[0], layout, STRIDED_CELLS[layout.ratio], generator=gen)
+    return strided_destinations(x.shape[0], layout, CELLS[layout.ratio], generator=gen)
 
 
 CHOOSERS: dict[str, Chooser] = {

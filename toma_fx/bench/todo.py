@@ -4,7 +4,8 @@ of High-Resolution Images"), as a baseline for the fidelity benchmark.
 ToDo keeps every query and attends to a spatially downsampled set of keys and values: the image tokens
 of a `H x W` grid are subsampled by `(fy, fx)` with nearest-exact interpolation (its reference code's
 default). At the same kept-token budget as a merge ratio r, the factor keeps `1 - r` of the keys:
-(2, 1) at 0.5, (2, 2) at 0.75. Text rows (`text` of them, before the image rows) are kept whole.
+`ops.baselines.CELLS`, (2, 1) at 0.5 and (2, 2) at 0.75. Text rows (`text` of them, before the image
+rows) are kept whole.
 
 `KVDownsampling` applies it to every `scaled_dot_product_attention` whose keys are the image grid (with
 its text rows) and whose queries are the same rows, that is self- and joint attention at that grid;
@@ -18,12 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["FACTORS", "KVDownsampling"]
+__all__ = ["KVDownsampling"]
 
 _SDPA_ARGS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
-
-FACTORS = {0.5: (2, 1), 0.75: (2, 2)}
-"""ToDo's downsampling factor for each merge ratio it can match."""
 
 
 class KVDownsampling(TorchFunctionMode):

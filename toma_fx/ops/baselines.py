@@ -11,7 +11,11 @@ import torch
 
 from toma_fx.ops.tiles import TileLayout
 
-__all__ = ["random_destinations", "strided_destinations"]
+__all__ = ["CELLS", "random_destinations", "strided_destinations"]
+
+CELLS = {0.5: (2, 1), 0.75: (2, 2)}
+"""The `(sy, sx)` cell that keeps one token in each for the merge ratios it can match: tomesd's strided
+destinations and ToDo's key/value downsampling both use it."""
 
 
 def random_destinations(
