@@ -89,6 +89,32 @@ def test_the_op_passes_opcheck():
     torch.library.opcheck(facility_location, (torch.randn(5, 16, 24), 6))
 
 
+def test_gain_scales_of_one_change_nothing_and_strong_scales_change_picks():
+    x = tie_free(4, 16, 32, 8)
+    assert torch.equal(facility_location(x, 8, gain_scale=torch.ones(4, 8, 16)), facility_location(x, 8))
+    scale = torch.exp(2.0 * torch.randn(4, 8, 16, generator=torch.Generator().manual_seed(0)))
+    picks = facility_location(x, 8, gain_scale=scale)
+    assert torch.equal(picks, facility_location_reference(x, 8, scale))
+    assert not torch.equal(picks, facility_location(x, 8))
+    assert all(row == sorted(set(row)) for row in picks.tolist())
+
+
+def test_the_op_with_gain_scales_passes_opcheck():
+    torch.library.opcheck(
+        facility_location, (torch.randn(5, 16, 24), 6, None, None, torch.rand(5, 6, 16) + 0.5)
+    )
+
+
+@pytest.mark.parametrize(
+    "scale, match",
+    [(torch.ones(2, 3, 16), r"gain_scale must be \(2, 4, 16\) float32, got \(2, 3, 16\)"),
+     (torch.ones(2, 4, 16, dtype=torch.float64), r"gain_scale must be .* got \(2, 4, 16\) torch.float64")],
+)  # fmt: skip
+def test_bad_gain_scales_name_the_expected_shape(scale, match):
+    with pytest.raises(ValueError, match=match):
+        facility_location(torch.randn(2, 16, 4), 4, gain_scale=scale)
+
+
 @pytest.mark.parametrize("k", [0, 17, -1])
 def test_bad_k_names_the_range(k):
     with pytest.raises(ValueError, match=r"k must be in \[1, 16\]"):

@@ -51,25 +51,36 @@ def test_kept_picks_are_copied_when_the_flag_says_reuse(reuse):
     assert torch.equal(facility_location_triton(x, 8, kept, flag), expected)
 
 
+@pytest.mark.parametrize("S, C, k", [(16, 64, 8), (12, 20, 5), (MAX_TILE, 16, 32)])
+def test_gain_scales_match_the_reference(S, C, k):
+    """Scaled gains pick as the reference does, and the scales are strong enough to change picks."""
+    x = tie_free(3, S, C, k).to(DEVICE)
+    scale = torch.exp(2.0 * torch.randn(3, k, S, generator=torch.Generator().manual_seed(S))).to(DEVICE)
+    got = facility_location_triton(x, k, gain_scale=scale)
+    assert torch.equal(got.cpu(), facility_location_reference(x, k, scale).cpu())
+    assert not torch.equal(got.cpu(), facility_location_reference(x, k).cpu())
+
+
 _BUILD_FOR_HOPPER = """
 from triton import compile
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from toma_fx.ops.select_triton import MAX_TILE, _facility_location_kernel as kernel
 
-pointers = {"x_ptr": "*bf16", "out_ptr": "*i64", "kept_ptr": "*i64", "reuse_ptr": "*i1"}
-for block_s, has_kept in [(16, False), (MAX_TILE, True)]:
-    meta = {"BLOCK_S": block_s, "BLOCK_C": max(16, min(128, 4096 // block_s)), "HAS_KEPT": has_kept}
+pointers = {"x_ptr": "*bf16", "out_ptr": "*i64", "kept_ptr": "*i64", "reuse_ptr": "*i1", "scale_ptr": "*fp32"}
+for block_s, has_kept, has_scale in [(16, False, False), (MAX_TILE, True, False), (16, True, True)]:
+    meta = {"BLOCK_S": block_s, "BLOCK_C": max(16, min(128, 4096 // block_s)), "HAS_KEPT": has_kept,
+            "HAS_SCALE": has_scale}
     signature = {n: pointers.get(n, "constexpr" if n in meta else "i32") for n in kernel.arg_names}
     cubin = compile(ASTSource(kernel, signature, meta), target=GPUTarget("cuda", 90, 32)).asm["cubin"]
     assert cubin[:4] == b"\\x7fELF", cubin[:4]
-    print(block_s, has_kept, len(cubin))
+    print(block_s, has_kept, has_scale, len(cubin))
 """
 
 
 def test_kernel_builds_for_hopper():
-    """The kernel compiles to sm_90 cubins (what an H100 runs), with and without kept picks, at the
-    smallest and the largest tile: what the interpreter never checks. Run apart, because the
+    """The kernel compiles to sm_90 cubins (what an H100 runs), with and without kept picks and gain
+    scales, at the smallest and the largest tile: what the interpreter never checks. Run apart, because the
     interpreter (set for this process) replaces the kernel by a Python function."""
     import os
     import subprocess
@@ -78,7 +89,7 @@ def test_kernel_builds_for_hopper():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     done = subprocess.run([sys.executable, "-c", _BUILD_FOR_HOPPER], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert len(done.stdout.splitlines()) == 2
+    assert len(done.stdout.splitlines()) == 3
 
 
 def test_tiles_too_large_for_the_kernel_are_refused():

@@ -9,6 +9,10 @@ where `m_j` is how well token j is already covered. `f` is monotone submodular, 
 `1 - 1/e` of the optimum. Starting the coverage at `m = -1` (the lowest cosine) makes the first gain
 `rowsum + S`, i.e. the reference code's first pick (largest row sum), with one loop for every step.
 
+With a `gain_scale` `(G, K, S)`, pick `t` maximises the gains times `gain_scale[:, t]` instead:
+`noise.step_noise` makes such scales from a step index, so that the partition of each tile changes between
+denoising steps while picks still follow coverage (`ToMAConfig.select_noise`).
+
 Unlike the reference code, picked tokens are masked, so identical or all-zero tokens never yield
 duplicate destinations, and every batch element selects on its own features.
 
@@ -25,17 +29,22 @@ import importlib.util
 import torch
 import torch.nn.functional as F
 
+from toma_fx.ops.noise import StepNoise
 from toma_fx.ops.tiles import TileLayout
 
 __all__ = ["facility_location", "facility_location_reference", "select_destinations"]
 
 
-def facility_location_reference(metric: torch.Tensor, k: int) -> torch.Tensor:
+def facility_location_reference(
+    metric: torch.Tensor, k: int, gain_scale: torch.Tensor | None = None
+) -> torch.Tensor:
     """Greedy facility location per tile, in torch: the specification of the op.
 
     Args:
         metric: `(G, S, C)` features of G independent tiles; similarity is cosine, computed in fp32.
         k: destinations per tile, `1 <= k <= S`.
+        gain_scale: `(G, k, S)` positive fp32 factors, or None: pick `t` takes the largest gain times
+            `gain_scale[:, t]`.
 
     Returns:
         `(G, k)` int64 token indices within each tile, distinct and ascending.
@@ -45,8 +54,10 @@ def facility_location_reference(metric: torch.Tensor, k: int) -> torch.Tensor:
     sim = xn @ xn.mT  # (G, S, S), symmetric
     cover = sim.new_full((G, S), -1.0)
     taken = torch.zeros((G, S), dtype=torch.bool, device=metric.device)
-    for _ in range(k):
+    for t in range(k):
         gain = (sim - cover[:, None, :]).clamp_min(0).sum(-1)  # (G, S), >= 0
+        if gain_scale is not None:
+            gain = gain * gain_scale[:, t]
         best = gain.masked_fill(taken, -1.0).argmax(-1, keepdim=True)  # (G, 1)
         taken.scatter_(1, best, True)
         cover = torch.maximum(cover, sim.gather(1, best[..., None].expand(G, 1, S)).squeeze(1))
@@ -60,7 +71,11 @@ def _ascending(taken: torch.Tensor, k: int) -> torch.Tensor:
 
 @torch.library.custom_op("toma_fx::facility_location", mutates_args=())
 def facility_location(
-    metric: torch.Tensor, k: int, kept: torch.Tensor | None = None, reuse: torch.Tensor | None = None
+    metric: torch.Tensor,
+    k: int,
+    kept: torch.Tensor | None = None,
+    reuse: torch.Tensor | None = None,
+    gain_scale: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """`(G, S, C), k -> (G, k)` int64: greedy facility-location destinations per tile, ascending.
 
@@ -68,33 +83,34 @@ def facility_location(
     `reuse` is true, fresh destinations where it is false. One compiled graph then serves the steps
     that select and the steps that reuse (the flag is an input, so neither recompiles), and the flag is
     read where it lives: on the host for CPU tensors, inside the kernel on CUDA (no sync, and CUDA
-    graphs replay either branch)."""
-    _check_k(metric, k, kept, reuse)
+    graphs replay either branch). `gain_scale` `(G, k, S)` scales the gains of each pick, as in
+    `facility_location_reference`."""
+    _check_k(metric, k, kept, reuse, gain_scale)
     if kept is not None and bool(reuse):
         return kept.clone()
-    return facility_location_reference(metric, k)
+    return facility_location_reference(metric, k, gain_scale)
 
 
 @facility_location.register_fake
-def _(metric: torch.Tensor, k: int, kept=None, reuse=None) -> torch.Tensor:
-    _check_k(metric, k, kept, reuse)
+def _(metric: torch.Tensor, k: int, kept=None, reuse=None, gain_scale=None) -> torch.Tensor:
+    _check_k(metric, k, kept, reuse, gain_scale)
     return metric.new_empty((metric.shape[0], k), dtype=torch.int64)
 
 
 @facility_location.register_kernel("cuda")
-def _(metric: torch.Tensor, k: int, kept=None, reuse=None) -> torch.Tensor:
-    _check_k(metric, k, kept, reuse)
+def _(metric: torch.Tensor, k: int, kept=None, reuse=None, gain_scale=None) -> torch.Tensor:
+    _check_k(metric, k, kept, reuse, gain_scale)
     if importlib.util.find_spec("triton") is not None:
         # Imported here, not at the top: triton is an optional dependency, and importing it costs a second.
         from toma_fx.ops.select_triton import MAX_TILE, facility_location_triton
 
         if metric.shape[1] <= MAX_TILE:  # one tile per program: larger tiles do not fit its registers
-            return facility_location_triton(metric, k, kept, reuse)
-    fresh = facility_location_reference(metric, k)
+            return facility_location_triton(metric, k, kept, reuse, gain_scale)
+    fresh = facility_location_reference(metric, k, gain_scale)
     return fresh if kept is None else torch.where(reuse, kept, fresh)  # no host sync for the flag
 
 
-def _check_k(metric: torch.Tensor, k: int, kept: torch.Tensor | None, reuse: torch.Tensor | None) -> None:
+def _check_k(metric: torch.Tensor, k: int, kept, reuse, gain_scale) -> None:
     if metric.dim() != 3:
         raise ValueError(f"metric must be (G, S, C), got shape {tuple(metric.shape)}")
     S = metric.shape[1]
@@ -109,6 +125,11 @@ def _check_k(metric: torch.Tensor, k: int, kept: torch.Tensor | None, reuse: tor
         if reuse.shape != () or reuse.dtype != torch.bool:
             got = f"{tuple(reuse.shape)} {reuse.dtype}"
             raise ValueError(f"reuse must be a 0-dim bool tensor, got {got}")
+    if gain_scale is not None:
+        expected = (metric.shape[0], k, S)
+        if gain_scale.shape != expected or gain_scale.dtype != torch.float32:
+            got = f"{tuple(gain_scale.shape)} {gain_scale.dtype}"
+            raise ValueError(f"gain_scale must be {expected} float32, got {got}")
 
 
 def select_destinations(
@@ -116,12 +137,14 @@ def select_destinations(
     layout: TileLayout,
     kept: list[torch.Tensor] | None = None,
     reuse: torch.Tensor | None = None,
+    noise: StepNoise | None = None,
 ) -> list[torch.Tensor]:
     """Destinations of every tile: `(B, N, C) -> [(B, T_i, K_i)]` int64, one tensor per block.
 
     Indices are positions inside the tile (`0 <= idx < S_i`), ascending. A block that keeps all its
     tokens (`K_i == S_i`) skips the op. With `kept` (destinations of the same shapes) and a 0-dim bool
-    `reuse`, as for `facility_location`: `kept` where `reuse` is true.
+    `reuse`, as for `facility_location`: `kept` where `reuse` is true. With `noise`, the gains of block
+    `i` are scaled by its `noise.scales(i, ...)`.
     """
     out = []
     for i, (tiles, b) in enumerate(zip(layout.split(metric), layout.blocks)):
@@ -129,7 +152,8 @@ def select_destinations(
         if b.keep == S:
             idx = torch.arange(S, device=metric.device).expand(B, T, S)
         else:
-            given = () if kept is None else (kept[i].reshape(B * T, b.keep), reuse)
-            idx = facility_location(tiles.reshape(B * T, S, C), b.keep, *given).view(B, T, b.keep)
+            given = (None, None) if kept is None else (kept[i].reshape(B * T, b.keep), reuse)
+            scale = None if noise is None else noise.scales(i, (B * T, b.keep, S))
+            idx = facility_location(tiles.reshape(B * T, S, C), b.keep, *given, scale).view(B, T, b.keep)
         out.append(idx)
     return out

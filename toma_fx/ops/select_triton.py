@@ -34,6 +34,7 @@ def _facility_location_kernel(
     out_ptr,  # (G, K) int64 picks, ascending
     kept_ptr,  # (G, K) int64 kept picks, copied instead when the flag is set (if HAS_KEPT)
     reuse_ptr,  # () bool flag (if HAS_KEPT)
+    scale_ptr,  # (G, K, S) fp32 gain scales (if HAS_SCALE)
     # sizes
     S,
     C,
@@ -46,10 +47,14 @@ def _facility_location_kernel(
     stride_ok,
     stride_kg,
     stride_kk,
+    stride_sg,
+    stride_sk,
+    stride_ss,
     # meta-parameters
     BLOCK_S: tl.constexpr,
     BLOCK_C: tl.constexpr,
     HAS_KEPT: tl.constexpr,
+    HAS_SCALE: tl.constexpr,
 ):
     g = tl.program_id(0)
     offs_s = tl.arange(0, BLOCK_S)
@@ -60,16 +65,17 @@ def _facility_location_kernel(
         picks = tl.load(kept_ptr + g * stride_kg + offs_s * stride_kk, mask=offs_s < K)
         tl.store(out_ptr + g * stride_og + offs_s * stride_ok, picks, mask=offs_s < K)
     else:
-        _select_tile(x_ptr, out_ptr, g, S, C, K, stride_xg, stride_xs, stride_xc, stride_og, stride_ok,
-                     BLOCK_S, BLOCK_C)  # fmt: skip
+        _select_tile(x_ptr, out_ptr, scale_ptr, g, S, C, K, stride_xg, stride_xs, stride_xc, stride_og,
+                     stride_ok, stride_sg, stride_sk, stride_ss, BLOCK_S, BLOCK_C, HAS_SCALE)  # fmt: skip
 
 
 @triton.jit
 def _select_tile(
-    x_ptr, out_ptr, g, S, C, K, stride_xg, stride_xs, stride_xc, stride_og, stride_ok,
-    BLOCK_S: tl.constexpr, BLOCK_C: tl.constexpr,
+    x_ptr, out_ptr, scale_ptr, g, S, C, K, stride_xg, stride_xs, stride_xc, stride_og, stride_ok,
+    stride_sg, stride_sk, stride_ss, BLOCK_S: tl.constexpr, BLOCK_C: tl.constexpr, HAS_SCALE: tl.constexpr,
 ):  # fmt: skip
-    """Greedy facility location on tile `g`, its picks written ascending."""
+    """Greedy facility location on tile `g`, its picks written ascending; with HAS_SCALE, pick `t`
+    maximises the gains times `scale[g, t]`."""
     offs_s = tl.arange(0, BLOCK_S)
     valid = offs_s < S
 
@@ -91,8 +97,11 @@ def _select_tile(
 
     cover = tl.full((BLOCK_S,), -1.0, dtype=tl.float32)
     taken = offs_s < 0
-    for _ in range(K):
+    for t in range(K):
         gain = tl.sum(tl.maximum(sim - cover[None, :], 0.0), axis=1)  # [BLOCK_S]
+        if HAS_SCALE:
+            scale_ptrs = scale_ptr + g * stride_sg + t * stride_sk + offs_s * stride_ss
+            gain *= tl.load(scale_ptrs, mask=valid, other=1.0)
         gain = tl.where(taken | ~valid, -1.0, gain)
         best = tl.argmax(gain, axis=0)  # first index on ties, as torch.argmax
         hit = offs_s == best
@@ -105,10 +114,15 @@ def _select_tile(
 
 
 def facility_location_triton(
-    metric: torch.Tensor, k: int, kept: torch.Tensor | None = None, reuse: torch.Tensor | None = None
+    metric: torch.Tensor,
+    k: int,
+    kept: torch.Tensor | None = None,
+    reuse: torch.Tensor | None = None,
+    gain_scale: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """`(G, S, C), k -> (G, k)` int64, as `facility_location_reference`; with `kept` `(G, k)` and a
-    0-dim bool `reuse` on the same device, as `select.facility_location`."""
+    """`(G, S, C), k -> (G, k)` int64, as `facility_location_reference` (with `gain_scale` `(G, k, S)`
+    fp32 too); with `kept` `(G, k)` and a 0-dim bool `reuse` on the same device, as
+    `select.facility_location`."""
     # check
     G, S, C = metric.shape
     if not 1 <= k <= S:
@@ -123,20 +137,24 @@ def facility_location_triton(
     BLOCK_S = max(16, triton.next_power_of_2(S))
     BLOCK_C = max(16, min(128, 4096 // BLOCK_S))
     has_kept = kept is not None
+    has_scale = gain_scale is not None
     _facility_location_kernel[(G,)](
         metric,
         out,
         kept if has_kept else out,
         reuse if has_kept else out,
+        gain_scale if has_scale else out,
         S,
         C,
         k,
         *metric.stride(),
         *out.stride(),
         *(kept.stride() if has_kept else out.stride()),
+        *(gain_scale.stride() if has_scale else (0, 0, 0)),
         BLOCK_S=BLOCK_S,
         BLOCK_C=BLOCK_C,
         HAS_KEPT=has_kept,
+        HAS_SCALE=has_scale,
         num_warps=4 if BLOCK_S <= 32 else 8,
     )
     return out
