@@ -33,6 +33,7 @@ class Site:
     leader: int
     weights_from: int
     tau: float
+    noise: float = 0.0  # sigma of the step noise on its selection (`ToMAConfig.select_noise`)
 
     @property
     def merged(self) -> int:
@@ -61,7 +62,7 @@ def plan(candidates: list[Candidate], config: ToMAConfig) -> tuple[list[Site], l
             skips.append(Skip(c.path, c.kind, f"tile {layout[1]} keeps every token at ratio {config.ratio}"))
             continue
         i = len(sites)
-        sites.append(Site(i, c, layout, leader=i, weights_from=i, tau=config.tau))
+        sites.append(Site(i, c, layout, leader=i, weights_from=i, tau=config.tau, noise=config.select_noise))
     return sites, skips
 
 

@@ -140,7 +140,8 @@ def apply(gm: GraphModule, rewrites: list[Rewrite]) -> None:
         new = []
         with graph.inserting_before(min(rw.consumers)):
             if site.leader == site.index:
-                dst[site.index] = graph.call_function(nodes.select, (c.source, layout, segment))
+                noise = {"noise": site.noise} if site.noise else {}  # absent at 0: graphs as before
+                dst[site.index] = graph.call_function(nodes.select, (c.source, layout, segment), noise)
                 new.append(dst[site.index])
                 rw.selection = [dst[site.index].name]
             d = dst[site.leader]

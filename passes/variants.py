@@ -16,6 +16,7 @@ exactly the model's. A `Slot` names each carried tensor:
 
     Slot(site, "dst", 0)        (B, Nm) int64   the destinations of a leader site
     Slot(site, "reuse", 0)      () bool         whether `select` takes the given destinations
+    Slot(site, "salt", 0)       () int64        the step that keys `select`'s noise (`select_noise > 0`)
     Slot(site, "weights", j)    (B, T_j, K_j, S_j) fp32   element j of a site's merge-weight list
 """
 
@@ -39,7 +40,7 @@ VARIANTS = {"select": (True, True), "keep": (False, False)}
 @dataclass(frozen=True)
 class Slot:
     site: int
-    part: str  # "dst", "reuse" or "weights"
+    part: str  # "dst", "reuse", "salt" or "weights"
     item: int = 0
 
 
@@ -83,8 +84,10 @@ def build(result: Result, example_inputs: list, name: str, *, emit_weights: bool
         if computes_dst:
             like = node.meta["example_value"]
             kept = add_input(Slot(site, "dst"), like)
-            reuse = add_input(Slot(site, "reuse"), _flag_like(like))
+            reuse = add_input(Slot(site, "reuse"), _scalar_like(like, torch.bool))
             node.args = (*node.args, kept, reuse)
+            if node.kwargs.get("noise"):
+                node.args = (*node.args, add_input(Slot(site, "salt"), _scalar_like(like, torch.int64)))
             extra_out.append((Slot(site, "dst"), node))
         else:
             node.replace_all_uses_with(add_input(Slot(site, "dst"), node.meta["example_value"]))
@@ -118,11 +121,11 @@ def build(result: Result, example_inputs: list, name: str, *, emit_weights: bool
     return Variant(name, gm, inputs, [s for s, *_ in extra_in], [s for s, _ in extra_out], len(returned))
 
 
-def _flag_like(like: torch.Tensor) -> torch.Tensor:
-    """A 0-dim bool example value on `like`'s device, fake in `like`'s mode when it is fake."""
-    flag = torch.zeros((), dtype=torch.bool, device=like.device)
+def _scalar_like(like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A 0-dim example value of `dtype` on `like`'s device, fake in `like`'s mode when it is fake."""
+    scalar = torch.zeros((), dtype=dtype, device=like.device)
     mode = getattr(like, "fake_mode", None)
-    return mode.from_tensor(flag) if mode is not None else flag
+    return mode.from_tensor(scalar) if mode is not None else scalar
 
 
 def block_key(result: Result) -> int | None:

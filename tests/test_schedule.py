@@ -16,6 +16,7 @@ def decisions(steps=10, **schedule) -> str:
 def test_default_merges_and_selects_every_step():
     assert decisions() == "s" * 10
     assert not ToMAConfig().scheduled
+    assert ToMAConfig(select_noise=1.0).scheduled  # the step keys the noise: calls differ by step
 
 
 @pytest.mark.parametrize(

@@ -53,6 +53,11 @@ class ToMAConfig:
         share_weights: regions that share destinations also reuse the first region's merge weights. Off
             by default: each region weighs its own normed input, which drifts from block to block, and the
             weights cost only `K/N` of an attention score matmul.
+        select_noise: `sigma >= 0` of the step noise on destination selection: each greedy gain is
+            multiplied by `exp(sigma * z)`, `z ~ N(0, 1)` drawn per tile, token and pick from a hash of the
+            step index, so the partition of each tile changes between steps (facility location alone
+            picks nearly the same destinations at every step) and a rerun picks the same ones. 0 (the
+            default) selects by coverage alone; `docs/fidelity.md` measures 1.
 
     The sampling schedule (`toma_fx.schedule`; steps count denoiser evaluations of one generation, from 0):
 
@@ -76,6 +81,7 @@ class ToMAConfig:
     tau: float = DEFAULT_TAU
     share_destinations: bool = True
     share_weights: bool = False
+    select_noise: float = 0.0
     warmup_steps: int = 0
     merge_every: int = 1
     select_every: int = 1
@@ -102,6 +108,12 @@ class ToMAConfig:
             raise ValueError(f"min_tokens must be an int >= 1, got {self.min_tokens!r}")
         if not (isinstance(self.tau, numbers.Real) and 0 < self.tau < float("inf")):
             raise ValueError(f"tau must be a finite number > 0, got {self.tau!r}")
+        noise = self.select_noise
+        if not (
+            isinstance(noise, numbers.Real) and not isinstance(noise, bool) and 0 <= noise < float("inf")
+        ):
+            raise ValueError(f"select_noise must be a finite number >= 0, got {noise!r}")
+        object.__setattr__(self, "select_noise", float(noise))
         for name, low in (("warmup_steps", 0), ("merge_every", 1), ("select_every", 1)):
             value = getattr(self, name)
             if not (_is_int(value) and value >= low):
@@ -127,8 +139,8 @@ class ToMAConfig:
 
     @property
     def scheduled(self) -> bool:
-        """Whether calls differ by step: True unless every step merges and selects."""
-        return (self.warmup_steps, self.merge_every, self.select_every) != (0, 1, 1)
+        """Whether calls differ by step: True unless every step merges and selects without step noise."""
+        return (self.warmup_steps, self.merge_every, self.select_every, self.select_noise) != (0, 1, 1, 0.0)
 
     @classmethod
     def from_dict(cls, d: dict) -> ToMAConfig:

@@ -9,7 +9,8 @@ Per call, in plain Python outside the compiled code (no guard sees the step, so 
       after a group head         its destinations: `select` flagged to reuse them (or `keep` with
                                  shared/kept weights)
       reuse, kept destinations   the same, from the block's own kept destinations
-      otherwise                  `select`, which returns fresh destinations to keep
+      otherwise                  `select`, which returns fresh destinations to keep; with step noise
+                                 (`select_noise`) its salt inputs hold the step index
 
 Carried tensors are cloned as they leave a compiled call only under CUDA graphs (`clone=True`): their
 outputs live in the graph's memory pool, and a later replay would overwrite them.
@@ -126,10 +127,13 @@ class Dispatcher:
         self.layouts = layouts
         self.state = state
         self.clone = clone
-        # `select`'s extra inputs are each leader's destinations and reuse flag; its examples (zeros, False)
-        # are what a fresh selection passes.
+        # `select`'s extra inputs are each leader's destinations, reuse flag and (with step noise) salt; its
+        # examples (zeros, False) are what a fresh selection passes, with the step as salt.
         self._fresh = variants["select"].variant.carried_examples
         self._reusing = {s: torch.ones_like(t) for s, t in self._fresh.items() if s.part == "reuse"}
+        self._reusing.update((s, t) for s, t in self._fresh.items() if s.part == "salt")
+        self._salts = [s for s in self._fresh if s.part == "salt"]
+        self._salt: tuple[int, torch.Tensor] | None = None  # (step, its salt): made once per step
 
     def __call__(self, *args):
         key = args[self.key_index] if self.key_index is not None else self
@@ -143,24 +147,26 @@ class Dispatcher:
         own = state.kept(block, now)
         own = own if own is not None and own.layouts == self.layouts else None
         chain = state.chain(now, self.group[1]) if self.group is not None else None
-        name, given, selection = self._plan(decision, own, chain, state)
+        name, given, selection = self._plan(decision, now, own, chain, state)
         head = chain is None
         compiled = self.variants.get(name)
         if compiled is None or not compiled.fits(given):
-            name, given, selection, head = "select", self._fresh, state.new_selection(), True
+            name, given, selection, head = "select", self._fresh_inputs(now), state.new_selection(), True
             compiled = self.variants["select"]
         variant = compiled.variant
         out = compiled.fn(*args, *[given[s] for s in variant.inputs])
         n = variant.num_outputs
         carried = [t.clone() for t in out[n:]] if self.clone else out[n:]
-        tensors = {s: t for s, t in given.items() if s.part != "reuse"}
+        tensors = {s: t for s, t in given.items() if s.part in ("dst", "weights")}
         tensors.update(zip(variant.outputs, carried))
         state.keep(block, now, Kept(now.generation, selection, tensors, self.layouts))
         if head:
             state.set_chain(self._chain_from(now, selection, tensors), now)
         return out[:n]
 
-    def _plan(self, decision, own: Kept | None, chain: Chain | None, state: State) -> tuple[str, dict, int]:
+    def _plan(
+        self, decision, now, own: Kept | None, chain: Chain | None, state: State
+    ) -> tuple[str, dict, int]:
         """(variant, carried inputs, selection id) for a call."""
         cfg = self.config
         if chain is not None:  # a block after the group head of this step
@@ -177,7 +183,16 @@ class Dispatcher:
                 return "keep", own.tensors, own.selection
             dst = {s: t for s, t in own.tensors.items() if s.part == "dst"}
             return "select", {**dst, **self._reusing}, own.selection
-        return "select", self._fresh, state.new_selection()
+        return "select", self._fresh_inputs(now), state.new_selection()
+
+    def _fresh_inputs(self, now) -> dict:
+        """`select`'s inputs for a fresh selection at step `now`: the examples, with the step as salt."""
+        if not self._salts:
+            return self._fresh
+        if self._salt is None or self._salt[0] != now.index:
+            device = self._fresh[self._salts[0]].device
+            self._salt = (now.index, torch.tensor(now.index, dtype=torch.int64, device=device))
+        return {**self._fresh, **dict.fromkeys(self._salts, self._salt[1])}
 
     def _chain_from(self, now, selection: int, tensors: dict) -> Chain | None:
         if self.group is None:

@@ -152,6 +152,9 @@ def test_symbolic_shapes_are_skipped_with_a_reason():
         ("min_tokens", 0, r"min_tokens must be an int >= 1"),
         ("tau", 0, r"tau must be a finite number > 0"),
         ("share_weights", "yes", r"share_weights must be True or False"),
+        ("select_noise", -1.0, r"select_noise must be a finite number >= 0, got -1.0"),
+        ("select_noise", float("inf"), r"select_noise must be a finite number >= 0"),
+        ("select_noise", True, r"select_noise must be a finite number >= 0, got True"),
         ("stride", 2, r"unknown ToMAConfig fields \['stride'\]"),
     ],
 )

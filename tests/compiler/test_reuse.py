@@ -16,9 +16,9 @@ def selections(monkeypatch):
     calls = []
     real = select_module.facility_location_reference
 
-    def counted(metric, k):
+    def counted(metric, k, gain_scale=None):
         calls.append(k)
-        return real(metric, k)
+        return real(metric, k, gain_scale)
 
     monkeypatch.setattr(select_module, "facility_location_reference", counted)
     return calls
@@ -98,6 +98,44 @@ def test_reuse_step_equals_select_step_with_inductor(selections):
     reused = at_step(fn, inputs, 1)
     assert ran > 0 and len(selections) == ran
     assert torch.equal(selected, reused)
+
+
+def test_step_noise_changes_destinations_by_step_and_repeats_them_on_a_rerun(monkeypatch):
+    """With `select_noise`, the same tokens at steps 0 and 2 get different destinations (facility
+    location alone picks the same ones), the reuse step between them keeps step 0's, and a second
+    generation repeats the first bit for bit, without recompiling."""
+    picks = []
+    real = select_module.facility_location_reference
+
+    def recorded(metric, k, gain_scale=None):
+        assert gain_scale is not None
+        picks.append(real(metric, k, gain_scale))
+        return picks[-1]
+
+    monkeypatch.setattr(select_module, "facility_location_reference", recorded)
+    model, inputs = tiny("plain-dit", batch=1)
+    fn = torch.compile(
+        model, backend=small(select_noise=1.0, select_every=2, inner="aot_eager"), fullgraph=True
+    )
+
+    def run() -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
+        outs, by_step = [], []
+        for i in range(3):
+            picks.clear()
+            outs.append(at_step(fn, inputs, i))
+            by_step.append(list(picks))
+        return outs, by_step
+
+    first, first_picks = run()  # compiles
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        second, second_picks = run()
+    assert [len(p) > 0 for p in first_picks] == [True, False, True]
+    assert any(not torch.equal(a, b) for a, b in zip(first_picks[0], first_picks[2]))
+    assert torch.equal(first[0], first[1])  # the reuse step keeps step 0's destinations
+    assert not torch.equal(first[0], first[2])
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+    for a, b in zip(first_picks, second_picks):
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
 
 
 def test_off_steps_are_plain_torch_compile():

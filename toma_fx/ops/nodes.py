@@ -29,7 +29,9 @@ import inspect
 import torch
 
 from toma_fx.ops import assignment, positions, tiles
+from toma_fx.ops import noise as noise_module
 from toma_fx.ops import select as select_module
+from toma_fx.ops.noise import StepNoise
 from toma_fx.ops.positions import gather_positions
 from toma_fx.ops.select import select_destinations
 from toma_fx.ops.tiles import TileLayout
@@ -55,13 +57,21 @@ def select(
     rows: Rows,
     kept: torch.Tensor | None = None,
     reuse: torch.Tensor | None = None,
+    salt: torch.Tensor | None = None,
+    *,
+    noise: float = 0.0,
 ) -> torch.Tensor:
     """Destinations of the image rows of a token tensor `x`: `(B, Nm)` int64 indices inside each tile.
     With kept destinations `(B, Nm)` and a 0-dim bool `reuse`: `kept` where `reuse` is true (the graph
-    variant that serves select and reuse steps alike, `passes/variants.py`)."""
+    variant that serves select and reuse steps alike, `passes/variants.py`). With `noise` `sigma > 0`,
+    gains are scaled by step noise keyed by `salt`, a 0-dim int64 tensor (the step; 0 when not given)."""
     L = tile_layout(layout)
-    given = () if kept is None else (_split(kept, L), reuse)
-    idx = select_destinations(image_rows(x, L, rows), L, *given)
+    given = (None, None) if kept is None else (_split(kept, L), reuse)
+    step_noise = None
+    if noise > 0:
+        salt = torch.zeros((), dtype=torch.int64, device=x.device) if salt is None else salt
+        step_noise = StepNoise(salt, noise)
+    idx = select_destinations(image_rows(x, L, rows), L, *given, step_noise)
     return L.join_merged([i[..., None] for i in idx])[..., 0]
 
 
@@ -143,7 +153,7 @@ def cache_keys() -> dict[str, str]:
     to be pure; marked so, a rewritten graph is cached like a plain one. Each entry's value (part of the
     cache key) is a digest of the source these functions trace through, so a change to the operators
     misses the cache instead of loading what the old code compiled."""
-    modules = (inspect.getmodule(cache_keys), assignment, positions, select_module, tiles)
+    modules = (inspect.getmodule(cache_keys), assignment, noise_module, positions, select_module, tiles)
     digest = hashlib.sha256("".join(inspect.getsource(m) for m in modules).encode()).hexdigest()[:16]
     return {f"{__name__}.{f.__name__}": digest for f in GRAPH_FUNCTIONS}
 
