@@ -74,6 +74,7 @@ def test_explain_a_built_in_and_a_local_model(tmp_path, capsys):
             "model path '/nonexistent' is not a diffusers pipeline folder",
         ),
         (["demo", "--ratio", "1.5"], "ratio must be in [0, 1)"),
+        (["demo", "--select-noise", "-1"], "must be a finite number >= 0, got '-1'"),
         (
             ["explain", *TINY, "--tile", "100x4", "--resolution", "128x128"],
             "tile 100x4 is larger than the 8x8 token grid",

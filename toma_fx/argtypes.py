@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+NOISE_HELP = "sigma of the step noise on destination selection, >= 0 (default 0: none)"
 TILE_HELP = "tile in tokens: FxHxW (default 2x4x4; images use its HxW), or HxW: each frame on its own"
 
 
@@ -56,6 +57,17 @@ def positive(text: str) -> float:
         value = float("nan")
     if not 0.0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return value
+
+
+def at_least_zero(text: str) -> float:
+    """A finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
     return value
 
 

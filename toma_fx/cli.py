@@ -33,6 +33,7 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
         "--min-tokens", type=argtypes.count, default=1024, help="merge token sets of at least this"
     )
     p.add_argument("--select-every", type=argtypes.count, default=1, help="select destinations every n steps")
+    p.add_argument("--select-noise", type=argtypes.at_least_zero, default=0.0, help=argtypes.NOISE_HELP)
     argtypes.compiler_flag(p)
 
 
@@ -119,7 +120,8 @@ def _config(args):
     from toma_fx.config import ToMAConfig
 
     tile = {} if args.tile is None else {"tile": args.tile}
-    return ToMAConfig(ratio=args.ratio, min_tokens=args.min_tokens, select_every=args.select_every, **tile)
+    return ToMAConfig(ratio=args.ratio, min_tokens=args.min_tokens, select_every=args.select_every,
+                      select_noise=args.select_noise, **tile)  # fmt: skip
 
 
 def _resolution(args, size: str) -> tuple[int, int]:
