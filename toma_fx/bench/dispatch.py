@@ -73,6 +73,7 @@ def _block_call_us(pipe, call: dict, steps: int) -> list[float]:
 
 def run(arch: str = "flux", *, steps: int = 8, repeats: int = 5, config: toma_fx.ToMAConfig | None = None):
     """Median microseconds per block call, plain compile and ToMA, both on `replay`, and their difference."""
+    config = config or toma_fx.ToMAConfig(min_tokens=16)
     pipes = {}
     for method in ("plain", "toma"):
         pipe = build_pipeline(arch, "tiny")
@@ -83,7 +84,7 @@ def run(arch: str = "flux", *, steps: int = 8, repeats: int = 5, config: toma_fx
         if method == "plain":
             compile_denoiser(denoiser_of(pipe), regional=True, backend=replay)
         else:
-            toma_fx.apply(pipe, config or toma_fx.ToMAConfig(min_tokens=16), inner=replay)
+            toma_fx.apply(pipe, config, inner=replay)
         pipes[method] = pipe
     call = dict(prompt_inputs(arch, pipes["plain"]), height=128, width=128, output_type="latent")
     for pipe in pipes.values():  # compiles
@@ -97,6 +98,7 @@ def run(arch: str = "flux", *, steps: int = 8, repeats: int = 5, config: toma_fx
     return {
         "arch": arch,
         "steps": steps,
+        "select_noise": config.select_noise,
         "block_calls": len(spans["toma"]),
         "blocks_per_denoiser_call": calls // (repeats * steps),
         "plain_us": round(us["plain"], 1),
@@ -110,9 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arch", choices=sorted(PUBLISHED_DEPTH), default="flux")
     p.add_argument("--steps", type=argtypes.count, default=8)
     p.add_argument("--repeats", type=argtypes.count, default=5)
+    p.add_argument("--select-noise", type=argtypes.at_least_zero, default=0.0, help=argtypes.NOISE_HELP)
     p.add_argument("--json", metavar="PATH", help="write the result to this JSON file")
     args = p.parse_args(argv)
-    r = run(args.arch, steps=args.steps, repeats=args.repeats)
+    config = toma_fx.ToMAConfig(min_tokens=16, select_noise=args.select_noise)
+    r = run(args.arch, steps=args.steps, repeats=args.repeats, config=config)
     print(
         f"{r['arch']}: {r['block_calls']} block calls; median per block call: "
         f"plain compile {r['plain_us']} us, ToMA {r['toma_us']} us, toma-fx's own {r['toma_extra_us']} us"
