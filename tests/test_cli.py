@@ -1,6 +1,7 @@
 """The `toma-fx` commands on tiny built-in models, and their one-line errors."""
 
 import json
+import math
 
 import pytest
 
@@ -11,8 +12,14 @@ TINY = ["--size", "tiny", "--min-tokens", "16"]
 FAST = ["--compiler", "aot_eager"]  # the commands' plumbing is under test, not Inductor's kernels
 
 
-def test_demo_writes_report_and_picture(tmp_path, capsys):
-    """The README's first command (`toma-fx demo`), at a tiny size."""
+def test_demo_writes_report_and_proxy_samples(tmp_path, capsys):
+    """The README's first command (`toma-fx demo`), at a tiny size: speed on a random-weight pipeline,
+    pictures from a trained proxy."""
+    from PIL import Image
+
+    from toma_fx.bench.fidelity import DEFAULT_METHODS
+    from toma_fx.demo import PROXY_PROMPTS
+
     argv = [
         "demo",
         *TINY,
@@ -22,6 +29,8 @@ def test_demo_writes_report_and_picture(tmp_path, capsys):
         "128x96",
         "--steps",
         "2",
+        "--proxies",
+        "flux",
         "--out",
         str(tmp_path),
         *FAST,
@@ -35,8 +44,19 @@ def test_demo_writes_report_and_picture(tmp_path, capsys):
         assert row[key] is not None, key
     assert row["flop_ideal_speedup"] > 1 and 0 < row["cosine_min"] <= 1 + 1e-6 and 0 < row["ssim"] < 1
     assert len(row["cosine_per_step"]) == 2
-    assert (tmp_path / "comparison.png").stat().st_size > 0
-    assert "flux" in capsys.readouterr().out
+    # The proxy's rows: unmerged, then every peer at the demo's ratio, each moved off the unmerged model.
+    proxy_rows = report["proxies"]["flux"]["rows"]
+    assert [(r["method"], r["ratio"]) for r in proxy_rows] == [("unmerged", 0.0)] + [
+        (m, 0.5) for m in DEFAULT_METHODS
+    ]
+    for r in proxy_rows[1:]:  # a silent no-op gives PSNR inf and no change of the loss
+        assert math.isfinite(r["psnr"]) and r["loss_increase"] != 0 and r["flop_speedup"] > 1, r
+    # Unmerged and each method side by side, one row per prompt, at 2x under labels.
+    picture = Image.open(tmp_path / "proxies" / "samples_flux.png")
+    assert picture.size == (2 * 64 * (1 + len(DEFAULT_METHODS)), len(PROXY_PROMPTS) * (2 * 64 + 20))
+    assert not (tmp_path / "comparison.png").exists()  # random weights draw noise: no picture of it
+    out = capsys.readouterr().out
+    assert "flux" in out and "| toma | 0.5 |" in out and "samples_flux.png" in out
 
 
 def test_generate_saves_an_image(tmp_path, capsys):
@@ -98,5 +118,8 @@ def test_demo_on_a_local_pipeline(tmp_path):
     build_pipeline("sd3").save_pretrained(tmp_path / "model")
     argv = ["demo", "--model", str(tmp_path / "model"), "--min-tokens", "16", "--resolution", "64x64"]
     assert main([*argv, "--steps", "2", "--out", str(tmp_path / "out"), *FAST]) == 0
-    (row,) = json.loads((tmp_path / "out" / "report.json").read_text())["rows"]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    (row,) = report["rows"]
     assert row["model"] == "sd3" and row["flop_ideal_speedup"] > 1
+    assert "proxies" not in report  # a user's own pipeline draws its own images
+    assert (tmp_path / "out" / "comparison.png").stat().st_size > 0

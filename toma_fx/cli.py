@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--batch", type=argtypes.count, default=1)
     demo.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     demo.add_argument("--whole", action="store_true", help="compile whole denoisers, not their blocks")
+    demo.add_argument("--proxies", nargs="*", choices=["flux", "sdxl"], default=["flux", "sdxl"],
+                      help="trained proxies to draw samples from (none: skip them)")  # fmt: skip
     _config_flags(demo)
 
     gen = sub.add_parser("generate", help="one generation with ToMA, with timings")
@@ -148,13 +150,22 @@ def _demo(args) -> int:
     report = run_demo(
         args.out, models=tuple(args.models), size=size, resolution=_resolution(args, size), steps=args.steps,
         batch=args.batch, config=_config(args), model_path=args.model, prompts=tuple(args.prompt),
-        device=args.device, regional=not args.whole, compiler=args.compiler,
+        device=args.device, regional=not args.whole, compiler=args.compiler, proxies=tuple(args.proxies),
     )  # fmt: skip
     env, (h, w) = report["environment"], report["resolution"]
     print(f"{env['device']}, torch {env['torch']}, {env['dtype']}; {report['steps']} steps at {h}x{w}, "
           f"batch {report['batch']}, ratio {args.ratio}")  # fmt: skip
     print(format_table(report["rows"]))
-    print(f"\nwrote {args.out / 'report.json'} and {args.out / 'comparison.png'}")
+    written = [args.out / "report.json"]
+    if args.model:
+        written.append(args.out / "comparison.png")
+    elif "proxies" in report:
+        from toma_fx.bench import fidelity
+
+        print(f"\nTrained proxies, {report['steps']} steps, against the unmerged model:\n")
+        print(fidelity.format_table(report))
+        written += [args.out / "proxies" / f"samples_{name}.png" for name in report["proxies"]]
+    print(f"\nwrote {', '.join(map(str, written))}")
     return 0
 
 

@@ -1,17 +1,23 @@
-"""`toma-fx demo`: ToMA against plain torch.compile on SDXL-like and Flux-like pipelines, end to end.
+"""`toma-fx demo`: ToMA against plain torch.compile on SDXL-like and Flux-like pipelines, end to end, and
+against its peers on denoisers trained on real photographs.
 
     toma-fx demo                                       # built-in configs, random weights, no downloads
     toma-fx demo --model PATH --prompt "a red fox"     # a pipeline saved in a local folder
 
-For each model, one pipeline is compiled twice with Inductor, regionally (or whole, `--whole`): plain
-(`torch.compile`), then through `toma_fx.apply`. Each generates the same images from the same seed
-twice; the first run compiles, the second is timed. Reported: per-step and end-to-end latency, the
+Speed: for each model, one pipeline is compiled twice with Inductor, regionally (or whole, `--whole`):
+plain (`torch.compile`), then through `toma_fx.apply`. Each generates the same images from the same
+seed twice; the first run compiles, the second is timed. Reported: per-step and end-to-end latency, the
 speedup, the FLOP-ideal speedup of one denoiser call (`toma_fx.explain`), compile time, and fidelity
-against the plain run: PSNR and SSIM of the final images and cosine similarity of the denoiser outputs (after
-guidance) at every step. Writes `report.json` and `comparison.png` (plain | ToMA, one row per model).
+against the plain run: PSNR and SSIM of the final images and cosine similarity of the denoiser outputs
+(after guidance) at every step. With random weights their images are noise, so they are drawn only for
+`--model`, into `comparison.png` (plain | ToMA).
 
-With random weights the images are noise; fidelity still says how far ToMA moves the sampler from
-the plain model. On a GPU the full-size architectures run at 1024x1024 in half precision.
+Images: the built-in models' pictures come from the trained proxies (`toma_fx.proxies`, a Flux-like DiT
+and an SDXL-like UNet trained here on photographs, shipped with the package): a sample for each of four
+training prompts, unmerged beside ToMA and its peers (random and tomesd-style strided destinations,
+ToDo-style key/value downsampling) at the same ratio, scored as `toma-fx bench fidelity` scores them,
+into `proxies/` (`samples_<proxy>.png`, `report.md`). On a GPU the full-size architectures run at
+1024x1024 in half precision.
 """
 
 from __future__ import annotations
@@ -21,14 +27,19 @@ from pathlib import Path
 
 import torch
 
-from toma_fx.bench import methods
+from toma_fx.bench import fidelity, methods
 from toma_fx.bench.pipeline import measure
 from toma_fx.bench.report import write_sheet
 from toma_fx.bench.timing import device_and_dtype, environment
 from toma_fx.config import ToMAConfig
 from toma_fx.pipelines import open_pipeline
 
-__all__ = ["format_table", "run_demo"]
+__all__ = ["PROXY_HELD_OUT", "PROXY_PROMPTS", "format_table", "run_demo"]
+
+PROXY_PROMPTS = (0, 1, 2, 3)
+"""The training prompts the proxies draw a sample of (astronaut, cat, coffee, rocket): one sheet row each."""
+PROXY_HELD_OUT = 4
+"""Held-out crops the proxies' loss increase is averaged over (`toma-fx bench fidelity` uses 32)."""
 
 
 def run_demo(
@@ -45,14 +56,16 @@ def run_demo(
     device: str | None = None,
     regional: bool = True,
     compiler: str = "inductor",
+    proxies: tuple[str, ...] = ("flux", "sdxl"),
 ) -> dict:
-    """Run every model plain and with ToMA; write `report.json` and `comparison.png` into `out_dir`.
-    `compiler` "aot_eager" compiles without Inductor (quick, and no speed measurement)."""
+    """Run every model plain and with ToMA, and (without `model_path`) the trained `proxies` with ToMA
+    and its peers; write `report.json` and the pictures into `out_dir`. `compiler` "aot_eager" compiles
+    the pipelines without Inductor (quick, and no speed measurement)."""
     dev, dtype = device_and_dtype(device, None)
     size = size or ("full" if dev.type == "cuda" else "mid")
     resolution = resolution or ((1024, 1024) if size == "full" else (512, 512))
     config = config or ToMAConfig()
-    rows, sheet = [], []
+    rows = []
     for name in [model_path] if model_path else models:
         # SDXL's VAE and UNet are published in fp16, Flux in bf16
         model_dtype = torch.float16 if dev.type == "cuda" and name == "sdxl" else dtype
@@ -73,13 +86,6 @@ def run_demo(
             "psnr_db": t["psnr_db"], "ssim": t["ssim"], "cosine_min": t["cosine_min"],
             "cosine_per_step": t["cosine_per_step"],
         })  # fmt: skip
-        model = rows[-1]["model"]
-        sheet.append(
-            [
-                (f"{model}: plain torch.compile", images[plain.name][0]),
-                (f"{model}: ToMA", images[toma.name][0]),
-            ]
-        )
     report = {
         "environment": environment(dev, dtype),
         "resolution": list(resolution),
@@ -90,8 +96,21 @@ def run_demo(
         "rows": rows,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
+    if model_path:  # a user's trained pipeline, the only model run: its images show something
+        model = rows[0]["model"]
+        sheet = [
+            [
+                (f"{model}: plain torch.compile", images[plain.name][0]),
+                (f"{model}: ToMA", images[toma.name][0]),
+            ]
+        ]
+        write_sheet(out_dir / "comparison.png", sheet)
+    elif proxies:
+        scored = fidelity.run(out_dir / "proxies", proxies=proxies, ratios=(config.ratio,), config=config,
+                              seeds=1, prompts=PROXY_PROMPTS, steps=steps,
+                              held_out=PROXY_HELD_OUT)  # fmt: skip
+        report["proxies"] = scored["proxies"]
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
-    write_sheet(out_dir / "comparison.png", sheet)
     return report
 
 

@@ -16,27 +16,23 @@ METHODS = ("toma", "strided", "todo")  # random differs from strided only in its
 def test_fidelity_report_rows_and_picture(tmp_path):
     from PIL import Image
 
-    # One ratio, one sample and one held-out crop: every call has batch 1, so each method compiles once
-    # (the rows of peers without a setting: `test_peers_without_a_setting_say_why`). The strided
-    # chooser runs on the Flux proxy only: it replaces the same selection node in either.
-    methods = {"flux": METHODS, "sdxl": ("toma", "todo")}
-    r = fidelity.run(tmp_path, proxies=("flux",), ratios=(0.5,), methods=methods["flux"], seeds=1,
-                     prompts=(4,), steps=2, held_out=1)  # fmt: skip
-    r_sdxl = fidelity.run(tmp_path / "sdxl", proxies=("sdxl",), ratios=(0.5,), methods=methods["sdxl"],
-                          seeds=1, prompts=(4,), steps=2, held_out=1)  # fmt: skip
-    for name, report in (("flux", r), ("sdxl", r_sdxl)):
-        rows = report["proxies"][name]["rows"]
-        assert rows[0]["method"] == "unmerged" and rows[0]["swd"] > 0
-        assert [(row["method"], row["ratio"]) for row in rows[1:]] == [(m, 0.5) for m in methods[name]]
-        for row in rows[1:]:
-            # Each method changed the model: a silent no-op gives PSNR inf and no change of the loss.
-            assert math.isfinite(row["psnr"]) and row["loss_increase"] != 0, row
-            assert row["flop_speedup"] > 1, row
-        toma, todo = (next(x for x in rows if x["method"] == m) for m in ("toma", "todo"))
-        assert toma["flop_speedup"] > todo["flop_speedup"]  # ToDo keeps every query: less saved at 0.5
-    assert json.loads((tmp_path / "report.json").read_text())["proxies"].keys() == {"flux"}
+    # One proxy, one ratio, one sample and one held-out crop: every call has batch 1, so each method
+    # compiles once. The Flux proxy runs every method in the demo's test (`tests/test_cli.py`); the peers
+    # without a setting: `test_peers_without_a_setting_say_why`.
+    r = fidelity.run(tmp_path, proxies=("sdxl",), ratios=(0.5,), methods=METHODS, seeds=1, prompts=(4,),
+                     steps=2, held_out=1)  # fmt: skip
+    rows = r["proxies"]["sdxl"]["rows"]
+    assert rows[0]["method"] == "unmerged" and rows[0]["swd"] > 0
+    assert [(row["method"], row["ratio"]) for row in rows[1:]] == [(m, 0.5) for m in METHODS]
+    for row in rows[1:]:
+        # Each method changed the model: a silent no-op gives PSNR inf and no change of the loss.
+        assert math.isfinite(row["psnr"]) and row["loss_increase"] != 0, row
+        assert row["flop_speedup"] > 1, row
+    toma, todo = (next(x for x in rows if x["method"] == m) for m in ("toma", "todo"))
+    assert toma["flop_speedup"] > todo["flop_speedup"]  # ToDo keeps every query: less saved at 0.5
+    assert json.loads((tmp_path / "report.json").read_text())["proxies"].keys() == {"sdxl"}
     assert "| toma | 0.5 |" in (tmp_path / "report.md").read_text()
-    picture = Image.open(tmp_path / "samples_flux.png")
+    picture = Image.open(tmp_path / "samples_sdxl.png")
     # unmerged + each method, 1 sample, at 2x, under a 20-pixel label band
     assert picture.size == (2 * 64 * (1 + len(METHODS)), 2 * 64 + 20)
 

@@ -24,7 +24,7 @@ scored against the unmerged model (`toma_fx.proxies`, the shipped trained weight
     flop      FLOP-ideal speedup of one denoiser call (FLOPs counted unmerged / merged)
 
 Writes `report.json`, `report.md` and one picture grid per proxy (`samples_<proxy>.png`: unmerged and
-each method at ratio 0.5, one row per sample) into `--out`.
+each method at ratio 0.5, or the first ratio when 0.5 is not run, one row per sample) into `--out`.
 """
 
 from __future__ import annotations
@@ -182,6 +182,7 @@ def _score_proxy(name, methods, ratios, config, seeds, prompt_ids, steps, held_o
     floor = patch_swd(reference, (real + 1) / 2)
     rows = [{"method": "unmerged", "ratio": 0.0, "loss": round(base_loss, 5), "swd": round(floor, 5)}]
     pictures = {"unmerged": reference}
+    shown = 0.5 if 0.5 in ratios else ratios[0]  # the ratio the picture grid shows
     for ratio in ratios:
         for method in methods:
             torch._dynamo.reset()
@@ -198,7 +199,7 @@ def _score_proxy(name, methods, ratios, config, seeds, prompt_ids, steps, held_o
                 "loss_increase": round(loss - base_loss, 5), "psnr": round(psnr(got, reference), 2),
                 "ssim": round(ssim(got, reference), 4), "swd": round(swd, 5), "flop_speedup": round(speed, 3),
             })  # fmt: skip
-            if ratio == 0.5:
+            if ratio == shown:
                 pictures[method.name] = got
     torch._dynamo.reset()
     return {"trained": {k: trained[k] for k in ("steps", "minutes", "held_out_loss")}, "rows": rows,
