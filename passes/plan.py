@@ -34,6 +34,7 @@ class Site:
     weights_from: int
     tau: float
     noise: float = 0.0  # sigma of the step noise on its selection (`ToMAConfig.select_noise`)
+    avoid: float = 1.0  # factor on the gains of its last destinations (`ToMAConfig.select_avoid`)
 
     @property
     def merged(self) -> int:
@@ -62,7 +63,8 @@ def plan(candidates: list[Candidate], config: ToMAConfig) -> tuple[list[Site], l
             skips.append(Skip(c.path, c.kind, f"tile {layout[1]} keeps every token at ratio {config.ratio}"))
             continue
         i = len(sites)
-        sites.append(Site(i, c, layout, leader=i, weights_from=i, tau=config.tau, noise=config.select_noise))
+        knobs = {"tau": config.tau, "noise": config.select_noise, "avoid": config.select_avoid}
+        sites.append(Site(i, c, layout, leader=i, weights_from=i, **knobs))
     return sites, skips
 
 

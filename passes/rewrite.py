@@ -140,8 +140,10 @@ def apply(gm: GraphModule, rewrites: list[Rewrite]) -> None:
         new = []
         with graph.inserting_before(min(rw.consumers)):
             if site.leader == site.index:
-                noise = {"noise": site.noise} if site.noise else {}  # absent at 0: graphs as before
-                dst[site.index] = graph.call_function(nodes.select, (c.source, layout, segment), noise)
+                # absent at their defaults: graphs as before
+                knobs = {"noise": site.noise} if site.noise else {}
+                knobs.update({"avoid": site.avoid} if site.avoid != 1.0 else {})
+                dst[site.index] = graph.call_function(nodes.select, (c.source, layout, segment), knobs)
                 new.append(dst[site.index])
                 rw.selection = [dst[site.index].name]
             d = dst[site.leader]

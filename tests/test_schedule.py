@@ -17,6 +17,7 @@ def test_default_merges_and_selects_every_step():
     assert decisions() == "s" * 10
     assert not ToMAConfig().scheduled
     assert ToMAConfig(select_noise=1.0).scheduled  # the step keys the noise: calls differ by step
+    assert ToMAConfig(select_avoid=0.5).scheduled  # a fresh selection reads the block's last one
 
 
 @pytest.mark.parametrize(

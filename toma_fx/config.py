@@ -58,6 +58,9 @@ class ToMAConfig:
             step index, so the partition of each tile changes between steps (facility location alone
             picks nearly the same destinations at every step) and a rerun picks the same ones. 0 (the
             default) selects by coverage alone; `docs/fidelity.md` measures 1.
+        select_avoid: factor in [0, 1] on the greedy gains of the tokens that were a site's destinations
+            at its previous selection in the generation, so fresh destinations move away from the last
+            ones; 1 (the default) is off, 0 excludes them while other tokens still gain.
 
     The sampling schedule (`toma_fx.schedule`; steps count denoiser evaluations of one generation, from 0):
 
@@ -82,6 +85,7 @@ class ToMAConfig:
     share_destinations: bool = True
     share_weights: bool = False
     select_noise: float = 0.0
+    select_avoid: float = 1.0
     warmup_steps: int = 0
     merge_every: int = 1
     select_every: int = 1
@@ -114,6 +118,10 @@ class ToMAConfig:
         ):
             raise ValueError(f"select_noise must be a finite number >= 0, got {noise!r}")
         object.__setattr__(self, "select_noise", float(noise))
+        avoid = self.select_avoid
+        if not (isinstance(avoid, numbers.Real) and not isinstance(avoid, bool) and 0 <= avoid <= 1):
+            raise ValueError(f"select_avoid must be a number in [0, 1], got {avoid!r}")
+        object.__setattr__(self, "select_avoid", float(avoid))
         for name, low in (("warmup_steps", 0), ("merge_every", 1), ("select_every", 1)):
             value = getattr(self, name)
             if not (_is_int(value) and value >= low):
@@ -139,8 +147,10 @@ class ToMAConfig:
 
     @property
     def scheduled(self) -> bool:
-        """Whether calls differ by step: True unless every step merges and selects without step noise."""
-        return (self.warmup_steps, self.merge_every, self.select_every, self.select_noise) != (0, 1, 1, 0.0)
+        """Whether calls differ by step: True unless every step merges and selects afresh, without step
+        noise and without avoiding the last destinations."""
+        schedule = (self.warmup_steps, self.merge_every, self.select_every)
+        return (*schedule, self.select_noise, self.select_avoid) != (0, 1, 1, 0.0, 1.0)
 
     @classmethod
     def from_dict(cls, d: dict) -> ToMAConfig:

@@ -134,6 +134,9 @@ class Dispatcher:
         self._reusing.update((s, t) for s, t in self._fresh.items() if s.part == "salt")
         self._salts = [s for s in self._fresh if s.part == "salt"]
         self._salt: tuple[int, torch.Tensor] | None = None  # (step, its salt): made once per step
+        # With `select_avoid`, a fresh selection gets the block's last destinations, or these (-1: none yet).
+        self._avoids = config.select_avoid != 1.0
+        self._no_last = {s: torch.full_like(t, -1) for s, t in self._fresh.items() if s.part == "dst"}
 
     def __call__(self, *args):
         key = args[self.key_index] if self.key_index is not None else self
@@ -151,7 +154,7 @@ class Dispatcher:
         head = chain is None
         compiled = self.variants.get(name)
         if compiled is None or not compiled.fits(given):
-            name, given, selection, head = "select", self._fresh_inputs(now), state.new_selection(), True
+            name, given, selection, head = "select", self._fresh_inputs(now, own), state.new_selection(), True
             compiled = self.variants["select"]
         variant = compiled.variant
         out = compiled.fn(*args, *[given[s] for s in variant.inputs])
@@ -183,16 +186,21 @@ class Dispatcher:
                 return "keep", own.tensors, own.selection
             dst = {s: t for s, t in own.tensors.items() if s.part == "dst"}
             return "select", {**dst, **self._reusing}, own.selection
-        return "select", self._fresh_inputs(now), state.new_selection()
+        return "select", self._fresh_inputs(now, own), state.new_selection()
 
-    def _fresh_inputs(self, now) -> dict:
-        """`select`'s inputs for a fresh selection at step `now`: the examples, with the step as salt."""
-        if not self._salts:
-            return self._fresh
-        if self._salt is None or self._salt[0] != now.index:
-            device = self._fresh[self._salts[0]].device
-            self._salt = (now.index, torch.tensor(now.index, dtype=torch.int64, device=device))
-        return {**self._fresh, **dict.fromkeys(self._salts, self._salt[1])}
+    def _fresh_inputs(self, now, own: Kept | None) -> dict:
+        """`select`'s inputs for a fresh selection at step `now`: the examples, with the step as salt and,
+        with `select_avoid`, the block's last destinations (`own`'s) as the ones to avoid."""
+        given = self._fresh
+        if self._salts:
+            if self._salt is None or self._salt[0] != now.index:
+                device = self._fresh[self._salts[0]].device
+                self._salt = (now.index, torch.tensor(now.index, dtype=torch.int64, device=device))
+            given = {**given, **dict.fromkeys(self._salts, self._salt[1])}
+        if self._avoids:
+            last = {s: own.tensors[s] for s in self._no_last if own is not None and s in own.tensors}
+            given = {**given, **self._no_last, **last}
+        return given
 
     def _chain_from(self, now, selection: int, tensors: dict) -> Chain | None:
         if self.group is None:

@@ -155,6 +155,8 @@ def test_symbolic_shapes_are_skipped_with_a_reason():
         ("select_noise", -1.0, r"select_noise must be a finite number >= 0, got -1.0"),
         ("select_noise", float("inf"), r"select_noise must be a finite number >= 0"),
         ("select_noise", True, r"select_noise must be a finite number >= 0, got True"),
+        ("select_avoid", 1.5, r"select_avoid must be a number in \[0, 1\], got 1.5"),
+        ("select_avoid", -0.1, r"select_avoid must be a number in \[0, 1\]"),
         ("stride", 2, r"unknown ToMAConfig fields \['stride'\]"),
     ],
 )

@@ -138,6 +138,42 @@ def test_step_noise_changes_destinations_by_step_and_repeats_them_on_a_rerun(mon
         assert all(torch.equal(x, y) for x, y in zip(a, b))
 
 
+def test_select_avoid_moves_each_fresh_selection_off_the_last_and_repeats_on_a_rerun(monkeypatch):
+    """With `select_avoid=0` at ratio 0.5, each step's destinations are the complement of the last
+    step's in every tile (the dispatcher hands the block's kept destinations to the fresh selection),
+    the first step avoids nothing, and a second generation repeats the first without recompiling."""
+    picks, scales = [], []
+    real = select_module.facility_location_reference
+
+    def recorded(metric, k, gain_scale=None):
+        scales.append(gain_scale)
+        picks.append(real(metric, k, gain_scale))
+        return picks[-1]
+
+    monkeypatch.setattr(select_module, "facility_location_reference", recorded)
+    model, inputs = tiny("plain-dit", batch=1)
+    fn = torch.compile(model, backend=small(select_avoid=0.0, inner="aot_eager"), fullgraph=True)
+
+    def run() -> list[list[torch.Tensor]]:
+        by_step = []
+        for i in range(3):
+            picks.clear()
+            at_step(fn, inputs, i)
+            by_step.append(list(picks))
+        return by_step
+
+    first = run()  # compiles
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        second = run()
+    assert all(len(p) == len(first[0]) > 0 for p in first)
+    assert all(torch.all(s == 1) for s in scales[: len(first[0])])  # the first step has none to avoid
+    for last, now in zip(first, first[1:]):
+        for a, b in zip(last, now):
+            assert not (a[:, :, None] == b[:, None, :]).any()  # K = S / 2: the other half of each tile
+    for a, b in zip(first, second):
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
 def test_off_steps_are_plain_torch_compile():
     model, inputs = tiny("plain-dit", batch=1)
     with torch.no_grad():

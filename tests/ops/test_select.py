@@ -105,6 +105,21 @@ def test_the_op_with_gain_scales_passes_opcheck():
     )
 
 
+def test_avoiding_the_last_destinations_moves_the_picks_off_them():
+    """`select_destinations(..., avoid=(last, factor))`: factor 0 on half the tokens of every tile picks
+    the other half (their gains stay positive), a "none yet" mark (-1) changes nothing, and a factor of
+    1 changes nothing either."""
+    L = TileLayout((8, 8), (4, 4), 0.5)  # K = 8 of S = 16 per tile
+    x = torch.randn(1, 64, 16, generator=torch.Generator().manual_seed(0))
+    (first,) = select_destinations(x, L)
+    (moved,) = select_destinations(x, L, avoid=([first], 0.0))
+    assert not (first[..., :, None] == moved[..., None, :]).any()  # the complement of the last picks
+    assert all(row == sorted(set(row)) for row in moved.flatten(0, 1).tolist())
+    (unmarked,) = select_destinations(x, L, avoid=([torch.full_like(first, -1)], 0.0))
+    (same,) = select_destinations(x, L, avoid=([first], 1.0))
+    assert torch.equal(unmarked, first) and torch.equal(same, first)
+
+
 @pytest.mark.parametrize(
     "scale, match",
     [(torch.ones(2, 3, 16), r"gain_scale must be \(2, 4, 16\) float32, got \(2, 3, 16\)"),

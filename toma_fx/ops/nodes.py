@@ -60,18 +60,22 @@ def select(
     salt: torch.Tensor | None = None,
     *,
     noise: float = 0.0,
+    avoid: float = 1.0,
 ) -> torch.Tensor:
     """Destinations of the image rows of a token tensor `x`: `(B, Nm)` int64 indices inside each tile.
     With kept destinations `(B, Nm)` and a 0-dim bool `reuse`: `kept` where `reuse` is true (the graph
     variant that serves select and reuse steps alike, `passes/variants.py`). With `noise` `sigma > 0`,
-    gains are scaled by step noise keyed by `salt`, a 0-dim int64 tensor (the step; 0 when not given)."""
+    gains are scaled by step noise keyed by `salt`, a 0-dim int64 tensor (the step; 0 when not given).
+    With `avoid < 1`, a fresh selection scales the gains of the tokens in `kept` by `avoid` (the site's
+    last destinations; entries of -1, the dispatcher's "none yet", match no token)."""
     L = tile_layout(layout)
     given = (None, None) if kept is None else (_split(kept, L), reuse)
     step_noise = None
     if noise > 0:
         salt = torch.zeros((), dtype=torch.int64, device=x.device) if salt is None else salt
         step_noise = StepNoise(salt, noise)
-    idx = select_destinations(image_rows(x, L, rows), L, *given, step_noise)
+    last = (given[0], avoid) if avoid != 1.0 and kept is not None else None
+    idx = select_destinations(image_rows(x, L, rows), L, *given, step_noise, last)
     return L.join_merged([i[..., None] for i in idx])[..., 0]
 
 

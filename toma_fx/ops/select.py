@@ -138,13 +138,16 @@ def select_destinations(
     kept: list[torch.Tensor] | None = None,
     reuse: torch.Tensor | None = None,
     noise: StepNoise | None = None,
+    avoid: tuple[list[torch.Tensor], float] | None = None,
 ) -> list[torch.Tensor]:
     """Destinations of every tile: `(B, N, C) -> [(B, T_i, K_i)]` int64, one tensor per block.
 
     Indices are positions inside the tile (`0 <= idx < S_i`), ascending. A block that keeps all its
     tokens (`K_i == S_i`) skips the op. With `kept` (destinations of the same shapes) and a 0-dim bool
     `reuse`, as for `facility_location`: `kept` where `reuse` is true. With `noise`, the gains of block
-    `i` are scaled by its `noise.scales(i, ...)`.
+    `i` are scaled by its `noise.scales(i, ...)`. With `avoid = (last, factor)`, `last` destinations of
+    the same shapes (entries outside `[0, S_i)` mark none), the gains of the tokens in `last` are also
+    scaled by `factor` at every pick.
     """
     out = []
     for i, (tiles, b) in enumerate(zip(layout.split(metric), layout.blocks)):
@@ -154,6 +157,16 @@ def select_destinations(
         else:
             given = (None, None) if kept is None else (kept[i].reshape(B * T, b.keep), reuse)
             scale = None if noise is None else noise.scales(i, (B * T, b.keep, S))
+            if avoid is not None:
+                scale = _avoiding(avoid[0][i].reshape(B * T, b.keep), S, avoid[1], scale)
             idx = facility_location(tiles.reshape(B * T, S, C), b.keep, *given, scale).view(B, T, b.keep)
         out.append(idx)
     return out
+
+
+def _avoiding(last: torch.Tensor, S: int, factor: float, scale: torch.Tensor | None) -> torch.Tensor:
+    """`(G, K, S)` gain scales that also multiply the gains of the tokens in `last` `(G, K)` by `factor`."""
+    was = (last[..., None] == torch.arange(S, device=last.device)).any(-2)  # (G, S); -1 matches none
+    factor_of = torch.where(was, factor, 1.0)[:, None, :]  # (G, 1, S) fp32
+    G, K = last.shape
+    return factor_of.expand(G, K, S).contiguous() if scale is None else scale * factor_of
