@@ -95,6 +95,7 @@ def test_explain_a_built_in_and_a_local_model(tmp_path, capsys):
         ),
         (["demo", "--ratio", "1.5"], "ratio must be in [0, 1)"),
         (["demo", "--select-noise", "-1"], "must be a finite number >= 0, got '-1'"),
+        (["demo", "--select-avoid", "2"], "must be a number in [0, 1], got '2'"),
         (
             ["explain", *TINY, "--tile", "100x4", "--resolution", "128x128"],
             "tile 100x4 is larger than the 8x8 token grid",

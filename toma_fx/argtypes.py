@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 NOISE_HELP = "sigma of the step noise on destination selection, >= 0 (default 0: none)"
+AVOID_HELP = "factor on the selection gains of the last step's destinations, in [0, 1] (default 1: off)"
 TILE_HELP = "tile in tokens: FxHxW (default 2x4x4; images use its HxW), or HxW: each frame on its own"
 
 
@@ -38,23 +39,25 @@ def tiles(text: str) -> list[tuple[int, int]]:
     return [tile(part.strip()) for part in text.split(",")]
 
 
+def _number(text: str) -> float:
+    """`text` as a float, nan when it is none (every range check below refuses nan)."""
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
+
+
 def ratio(text: str) -> float:
     """A merge ratio in [0, 1)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 <= value < 1.0:  # also refuses nan
+    value = _number(text)
+    if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"ratio must be in [0, 1), got {text!r}")
     return value
 
 
 def positive(text: str) -> float:
     """A finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
+    value = _number(text)
     if not 0.0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
     return value
@@ -62,12 +65,17 @@ def positive(text: str) -> float:
 
 def at_least_zero(text: str) -> float:
     """A finite number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
+    value = _number(text)
     if not 0.0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def unit_interval(text: str) -> float:
+    """A number in [0, 1]."""
+    value = _number(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
     return value
 
 

@@ -34,6 +34,7 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--select-every", type=argtypes.count, default=1, help="select destinations every n steps")
     p.add_argument("--select-noise", type=argtypes.at_least_zero, default=0.0, help=argtypes.NOISE_HELP)
+    p.add_argument("--select-avoid", type=argtypes.unit_interval, default=1.0, help=argtypes.AVOID_HELP)
     argtypes.compiler_flag(p)
 
 
@@ -123,7 +124,7 @@ def _config(args):
 
     tile = {} if args.tile is None else {"tile": args.tile}
     return ToMAConfig(ratio=args.ratio, min_tokens=args.min_tokens, select_every=args.select_every,
-                      select_noise=args.select_noise, **tile)  # fmt: skip
+                      select_noise=args.select_noise, select_avoid=args.select_avoid, **tile)  # fmt: skip
 
 
 def _resolution(args, size: str) -> tuple[int, int]:

@@ -253,11 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=argtypes.count, default=20, help="sampling steps")
     p.add_argument("--tile", type=argtypes.sizes, help=argtypes.TILE_HELP)
     p.add_argument("--select-noise", type=argtypes.at_least_zero, default=0.0, help=argtypes.NOISE_HELP)
+    p.add_argument("--select-avoid", type=argtypes.unit_interval, default=1.0, help=argtypes.AVOID_HELP)
     p.add_argument("--weights", type=Path, help="a folder of trained proxies (<proxy>/), default: shipped")
     p.add_argument("--out", type=Path, default=Path("toma-fx-out/fidelity"))
     args = p.parse_args(argv)
     tile = {} if args.tile is None else {"tile": args.tile}
-    config = ToMAConfig(select_noise=args.select_noise, **tile)
+    config = ToMAConfig(select_noise=args.select_noise, select_avoid=args.select_avoid, **tile)
     try:
         report = run(args.out, proxies=tuple(args.proxies), ratios=tuple(args.ratios),
                      methods=tuple(args.methods), config=config, seeds=args.seeds, steps=args.steps,
