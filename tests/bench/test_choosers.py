@@ -3,7 +3,10 @@
 import pytest
 import torch
 
-from toma_fx.bench.choosers import chooser, fixed_destinations
+import toma_fx
+from tests.compiler.helpers import output
+from toma_fx.architectures import build, example_inputs
+from toma_fx.bench.choosers import chooser, fixed_destinations, swap_selection
 from toma_fx.ops import nodes
 
 LAYOUT = ((8, 8), (4, 4), 0.75)  # 8 x 8 tokens, 4 x 4 tiles, 4 destinations per tile
@@ -50,3 +53,20 @@ def test_choosers_are_named_and_checked():
     with pytest.raises(ValueError, match="strided cells do not fit"):
         chooser("strided")(x(), ((8, 8), (4, 4), 0.25), ROWS)
     assert nodes.tile_layout(LAYOUT).num_merged == 16
+
+
+def test_choosers_take_the_selection_knobs_a_rewritten_graph_passes():
+    """A graph compiled with `select_noise` and `select_avoid` calls its selection with those keywords
+    and the kept destinations, reuse flag and salt: a chooser swapped in takes them all."""
+    model = build("plain-dit", "tiny").eval()
+    inputs = example_inputs("plain-dit", model)
+    with torch.no_grad():
+        plain = output(model(**inputs))
+    config = toma_fx.ToMAConfig(min_tokens=16, select_noise=1.0, select_avoid=0.5)
+    for select in (chooser("strided"), chooser("random"), fixed_destinations):
+        backend = toma_fx.toma_backend.configure(config, inner=swap_selection(select))
+        fn = torch.compile(model, backend=backend, fullgraph=True)
+        with torch.no_grad(), toma_fx.step(0):
+            merged = output(fn(**inputs))
+        assert merged.shape == plain.shape and not torch.equal(merged, plain)  # merged, by the chooser
+        torch._dynamo.reset()

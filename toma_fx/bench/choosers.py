@@ -26,12 +26,13 @@ from toma_fx.ops import nodes
 __all__ = ["chooser", "fixed_destinations", "swap_selection"]
 
 SelectFn = Callable[..., torch.Tensor]
-"""`(x, layout, rows, *kept, noise=0.0) -> (B, Nm)` int64 destinations: `nodes.select`'s signature (the
-choosers here take no step noise: `noise` is accepted and left unused)."""
+"""`(x, layout, rows, *kept, noise=0.0, avoid=1.0) -> (B, Nm)` int64 destinations: `nodes.select`'s
+signature (the choosers here take no step noise and avoid nothing: `noise` and `avoid` are accepted and
+left unused)."""
 
 
 def fixed_destinations(
-    x: torch.Tensor, layout: nodes.Layout, rows: nodes.Rows, *kept, noise=0.0
+    x: torch.Tensor, layout: nodes.Layout, rows: nodes.Rows, *kept, noise=0.0, avoid=1.0
 ) -> torch.Tensor:
     """`nodes.select` without looking at `x` (or kept destinations): evenly spaced tokens of every tile,
     `(B, Nm)` int64."""
@@ -50,7 +51,9 @@ def chooser(name: str, seed: int = 0, *, fresh: bool = True) -> SelectFn:
         raise ValueError(f"chooser must be 'random' or 'strided', got {name!r}")
     choose, gen = CHOOSERS[name], torch.Generator().manual_seed(seed)
 
-    def select(x: torch.Tensor, layout: nodes.Layout, rows: nodes.Rows, *kept, noise=0.0) -> torch.Tensor:
+    def select(
+        x: torch.Tensor, layout: nodes.Layout, rows: nodes.Rows, *kept, noise=0.0, avoid=1.0
+    ) -> torch.Tensor:
         L = nodes.tile_layout(layout)
         if name == "strided" and not strided_applies(L):
             raise ValueError(f"tomesd's strided cells do not fit tile {L.tile} at ratio {L.ratio}")
