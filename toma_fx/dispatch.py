@@ -135,8 +135,8 @@ class Dispatcher:
         self._salts = [s for s in self._fresh if s.part == "salt"]
         self._salt: tuple[int, torch.Tensor] | None = None  # (step, its salt): made once per step
         # With `select_avoid`, a fresh selection gets the block's last destinations, or these (-1: none yet).
-        self._avoids = config.select_avoid != 1.0
-        self._no_last = {s: torch.full_like(t, -1) for s, t in self._fresh.items() if s.part == "dst"}
+        dst = [s for s in self._fresh if s.part == "dst"] if config.select_avoid != 1.0 else []
+        self._no_last = {s: torch.full_like(self._fresh[s], -1) for s in dst}
 
     def __call__(self, *args):
         key = args[self.key_index] if self.key_index is not None else self
@@ -197,8 +197,10 @@ class Dispatcher:
                 device = self._fresh[self._salts[0]].device
                 self._salt = (now.index, torch.tensor(now.index, dtype=torch.int64, device=device))
             given = {**given, **dict.fromkeys(self._salts, self._salt[1])}
-        if self._avoids:
-            last = {s: own.tensors[s] for s in self._no_last if own is not None and s in own.tensors}
+        if self._no_last:
+            kept = own.tensors if own is not None else {}
+            # only last destinations of this graph's shapes (another batch size compiles its own graph)
+            last = {s: t for s, t in kept.items() if s in self._no_last and t.shape == self._no_last[s].shape}
             given = {**given, **self._no_last, **last}
         return given
 
