@@ -108,6 +108,10 @@ def test_profile_breakdown():
         assert 0 < b[part] < 1
     assert b["toma"] == pytest.approx(b["selection"] + b["merge"] + b["unmerge"])
     assert sum(b["parts"].values()) <= 1 + 1e-9
+    line = pipeline.profile_line(b)
+    for part, name in (("weights", "merge weights"), ("gather", "table gathers"), ("unmerge", "unmerge")):
+        assert f"{name} {b['parts'][part]:.1%}" in line
+    assert line.endswith(f"{b['toma']:.1%} in all.")
 
 
 def test_tomesd_says_why_it_does_not_apply_to_flux():

@@ -44,7 +44,7 @@ from toma_fx.pipelines import PIPELINES, denoiser_of, open_pipeline
 from toma_fx.quantize import QUANTIZATIONS, quantize
 from toma_fx.video_pipelines import VIDEO_DEFAULTS, denoiser_inputs
 
-__all__ = ["Scorers", "breakdown", "main", "measure", "run"]
+__all__ = ["Scorers", "breakdown", "main", "measure", "profile_line", "run"]
 
 BASELINE = "compile"
 
@@ -339,6 +339,16 @@ def _clip(report: dict) -> str:
     return f"{frames} frames of {h}x{w}" if frames else f"{h}x{w}"
 
 
+_PART_NAMES = {
+    "selection": "selection",
+    "weights": "merge weights",
+    "merge": "merge matmul",
+    "gather": "table gathers",
+    "unmerge": "unmerge",
+}
+"""How the report names each part of `breakdown.PARTS` that is ToMA's."""
+
+
 def format_report(report: dict) -> str:
     """The Markdown report: set-up, the table, what was skipped, the profile."""
     env = report["environment"]
@@ -351,18 +361,20 @@ def format_report(report: dict) -> str:
     ]
     for what, why in report["skipped"].items():
         lines += ["", f"{what}: not run, {why}."]
-    b = report["breakdown"]
-    if b and b.get("toma") is not None:
-        lines += [
-            "",
-            f"Profile of ToMA {b['ratio']:g} (graph cut at ToMA's nodes; cut step "
-            f"{b['cut_step_ms']:.1f} ms): "
-            f"selection {b['selection']:.1%}, merge {b['merge']:.1%}, unmerge {b['unmerge']:.1%} of the "
-            f"denoiser's time; {b['toma']:.1%} in all.",
-        ]
-    elif b:
-        lines += ["", f"Profile: {b['note']}."]
+    if report["breakdown"]:
+        lines += ["", profile_line(report["breakdown"])]
     return "\n".join(lines)
+
+
+def profile_line(b: dict) -> str:
+    """The report's sentence for a `breakdown` result: each of ToMA's parts and their sum."""
+    if b.get("toma") is None:
+        return f"Profile: {b['note']}."
+    parts = ", ".join(f"{name} {b['parts'][p]:.1%}" for p, name in _PART_NAMES.items())
+    return (
+        f"Profile of ToMA {b['ratio']:g} (graph cut at ToMA's nodes; cut step {b['cut_step_ms']:.1f} ms): "
+        f"{parts} of the denoiser's time; {b['toma']:.1%} in all."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
