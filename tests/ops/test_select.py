@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from tests.ops.selection_cases import greedy_by_definition, objective, tie_free
 from toma_fx.ops import TileLayout, facility_location, facility_location_reference, select_destinations
+from toma_fx.ops.noise import StepNoise
 
 
 # (S, C, k): a tile, k = 1, k = S - 1, a size that is no power of two
@@ -72,6 +73,21 @@ def test_each_batch_element_selects_on_its_own_features():
     assert torch.equal(same[0], same[1])
     assert not torch.equal(differ[0], differ[1])
     assert torch.equal(differ[0], select_destinations(x, layout)[0][0])
+
+
+def test_step_noise_is_one_draw_per_tile_for_every_sample_of_a_batch():
+    """With step noise a sample gets the destinations it would get alone (a CFG batch, several prompts),
+    and another step's noise moves them."""
+    layout = TileLayout((8, 8), (4, 4), 0.5)
+    x = torch.randn(1, 64, 16, generator=torch.Generator().manual_seed(0))
+    y = torch.randn(1, 64, 16, generator=torch.Generator().manual_seed(1))
+
+    def picks(t, step):
+        return select_destinations(t, layout, noise=StepNoise(torch.tensor(step), 1.0))[0]
+
+    both = picks(torch.cat([x, y]), 3)
+    assert torch.equal(both[0], picks(x, 3)[0]) and torch.equal(both[1], picks(y, 3)[0])
+    assert not torch.equal(picks(x, 4), picks(x, 3))
 
 
 def test_select_destinations_per_block():

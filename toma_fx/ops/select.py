@@ -156,7 +156,8 @@ def select_destinations(
             idx = torch.arange(S, device=metric.device).expand(B, T, S)
         else:
             given = (None, None) if kept is None else (kept[i].reshape(B * T, b.keep), reuse)
-            scale = None if noise is None else noise.scales(i, (B * T, b.keep, S))
+            # one draw per tile, the same for every sample: a sample gets the picks it would get alone
+            scale = None if noise is None else noise.scales(i, (T, b.keep, S)).repeat(B, 1, 1)
             if avoid is not None:
                 scale = _avoiding(avoid[0][i].reshape(B * T, b.keep), S, avoid[1], scale)
             idx = facility_location(tiles.reshape(B * T, S, C), b.keep, *given, scale).view(B, T, b.keep)
