@@ -15,9 +15,10 @@ def decisions(steps=10, **schedule) -> str:
 
 def test_default_merges_and_selects_every_step():
     assert decisions() == "s" * 10
-    assert not ToMAConfig().scheduled
-    assert ToMAConfig(select_noise=1.0).scheduled  # the step keys the noise: calls differ by step
-    assert ToMAConfig(select_avoid=0.5).scheduled  # a fresh selection reads the block's last one
+    assert ToMAConfig().scheduled  # step noise and avoidance are on: calls differ by step
+    assert not ToMAConfig(select_noise=0.0, select_avoid=1.0).scheduled
+    assert ToMAConfig(select_noise=1.0, select_avoid=1.0).scheduled  # the step keys the noise
+    assert ToMAConfig(select_noise=0.0, select_avoid=0.5).scheduled  # a fresh selection reads the last one
 
 
 @pytest.mark.parametrize(

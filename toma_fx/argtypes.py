@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-NOISE_HELP = "sigma of the step noise on destination selection, >= 0 (default 0: none)"
-AVOID_HELP = "factor on the selection gains of the last step's destinations, in [0, 1] (default 1: off)"
+from toma_fx.config import ToMAConfig
+
 TILE_HELP = "tile in tokens: FxHxW (default 2x4x4; images use its HxW), or HxW: each frame on its own"
 
 
@@ -108,3 +108,16 @@ def compiler_flag(p: argparse.ArgumentParser) -> None:
         help="inductor (default: fused kernels, what is timed), or aot_eager: the same graphs without code "
         "generation, to check numerics quickly or where no C++ compiler is installed",
     )
+
+
+def selection_flags(p: argparse.ArgumentParser) -> None:
+    """`--select-noise` and `--select-avoid`, defaulting to `ToMAConfig`'s."""
+    noise, avoid = ToMAConfig.select_noise, ToMAConfig.select_avoid
+    p.add_argument(
+        "--select-noise", type=at_least_zero, default=noise,
+        help=f"sigma of the step noise on destination selection, >= 0 (default {noise:g}; 0: none)",
+    )  # fmt: skip
+    p.add_argument(
+        "--select-avoid", type=unit_interval, default=avoid,
+        help=f"factor on the selection gains of the last destinations, in [0, 1] (default {avoid:g}; 1: off)",
+    )  # fmt: skip

@@ -33,8 +33,7 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
         "--min-tokens", type=argtypes.count, default=1024, help="merge token sets of at least this"
     )
     p.add_argument("--select-every", type=argtypes.count, default=1, help="select destinations every n steps")
-    p.add_argument("--select-noise", type=argtypes.at_least_zero, default=0.0, help=argtypes.NOISE_HELP)
-    p.add_argument("--select-avoid", type=argtypes.unit_interval, default=1.0, help=argtypes.AVOID_HELP)
+    argtypes.selection_flags(p)
     argtypes.compiler_flag(p)
 
 

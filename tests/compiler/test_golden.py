@@ -51,7 +51,7 @@ class TestGolden(TestCase):
 class GraphModule(torch.nn.Module):
     def forward(self, ...):
         norm_hidden_states: "f32[1, 64, 32]" = torch.nn.functional.layer_norm(l_hidden_states_, (32,), norm1.weight, norm1.bias, 1e-05);  norm1.weight = norm1.bias = None
-        select: "i64[1, 32]" = toma_fx_ops_nodes_select(norm_hidden_states, ((8, 8), (4, 4), 0.5), (1, 0, 0, 0), toma_dst_0_0, toma_reuse_0_0);  toma_dst_0_0 = toma_reuse_0_0 = None
+        select: "i64[1, 32]" = toma_fx_ops_nodes_select(norm_hidden_states, ((8, 8), (4, 4), 0.5), (1, 0, 0, 0), toma_dst_0_0, toma_reuse_0_0, toma_salt_0_0, noise = 1.0, avoid = 0.5);  toma_dst_0_0 = toma_reuse_0_0 = toma_salt_0_0 = None
         weights = toma_fx_ops_nodes_weights(norm_hidden_states, select, ((8, 8), (4, 4), 0.5), (1, 0, 0, 0), 1000.0)
         merge: "f32[1, 32, 32]" = toma_fx_ops_nodes_merge(norm_hidden_states, weights, ((8, 8), (4, 4), 0.5), (1, 0, 0, 0));  norm_hidden_states = None
         query: "f32[1, 32, 32]" = torch._C._nn.linear(merge, attn1.to_q.weight, None);  attn1.to_q.weight = None
@@ -148,7 +148,7 @@ class GraphModule(torch.nn.Module):
         mul_1: "f32[1, 8, 32]" = layer_norm_1 * add_2;  layer_norm_1 = add_2 = None
         getitem_15: "f32[1, 1, 32]" = shift_msa_1[(slice(None, None, None), None)];  shift_msa_1 = None
         x_1: "f32[1, 8, 32]" = mul_1 + getitem_15;  mul_1 = getitem_15 = None
-        select: "i64[1, 32]" = toma_fx_ops_nodes_select(x, ((8, 8), (4, 4), 0.5), (1, 0, 0, 0), toma_dst_0_0, toma_reuse_0_0);  toma_dst_0_0 = toma_reuse_0_0 = None
+        select: "i64[1, 32]" = toma_fx_ops_nodes_select(x, ((8, 8), (4, 4), 0.5), (1, 0, 0, 0), toma_dst_0_0, toma_reuse_0_0, toma_salt_0_0, noise = 1.0, avoid = 0.5);  toma_dst_0_0 = toma_reuse_0_0 = toma_salt_0_0 = None
         weights = toma_fx_ops_nodes_weights(x, select, ((8, 8), (4, 4), 0.5), (1, 0, 0, 0), 1000.0)
         merge: "f32[1, 32, 32]" = toma_fx_ops_nodes_merge(x, weights, ((8, 8), (4, 4), 0.5), (1, 0, 0, 0));  x = None
         query: "f32[1, 32, 32]" = torch._C._nn.linear(merge, attn.to_q.weight, attn.to_q.bias);  attn.to_q.weight = attn.to_q.bias = None
@@ -282,7 +282,7 @@ class GraphModule(torch.nn.Module):
         mul: "f32[1, 72, 32]" = layer_norm * add;  layer_norm = add = None
         getitem_4: "f32[1, 1, 32]" = shift_msa[(slice(None, None, None), None)];  shift_msa = None
         x: "f32[1, 72, 32]" = mul + getitem_4;  mul = getitem_4 = None
-        select: "i64[1, 32]" = toma_fx_ops_nodes_select(x, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), toma_dst_0_0, toma_reuse_0_0);  toma_dst_0_0 = toma_reuse_0_0 = None
+        select: "i64[1, 32]" = toma_fx_ops_nodes_select(x, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), toma_dst_0_0, toma_reuse_0_0, toma_salt_0_0, noise = 1.0, avoid = 0.5);  toma_dst_0_0 = toma_reuse_0_0 = toma_salt_0_0 = None
         weights = toma_fx_ops_nodes_weights(x, select, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 1000.0)
         merge: "f32[1, 40, 32]" = toma_fx_ops_nodes_merge(x, weights, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0));  x = None
         linear_1: "f32[1, 40, 128]" = torch._C._nn.linear(merge, proj_mlp.weight, proj_mlp.bias);  proj_mlp.weight = proj_mlp.bias = None

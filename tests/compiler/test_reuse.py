@@ -152,7 +152,9 @@ def test_select_avoid_moves_each_fresh_selection_off_the_last_and_repeats_on_a_r
 
     monkeypatch.setattr(select_module, "facility_location_reference", recorded)
     model, inputs = tiny("plain-dit", batch=1)
-    fn = torch.compile(model, backend=small(select_avoid=0.0, inner="aot_eager"), fullgraph=True)
+    fn = torch.compile(
+        model, backend=small(select_noise=0.0, select_avoid=0.0, inner="aot_eager"), fullgraph=True
+    )
 
     def run() -> list[list[torch.Tensor]]:
         by_step = []
@@ -189,6 +191,21 @@ def fresh(model, backend):
     backend.state.clear()
     toma_fx.reset_steps()
     return torch.compile(model, backend=backend, fullgraph=True)
+
+
+def test_the_default_counts_calls_as_steps_until_reset_steps():
+    """With the default step noise and avoidance, a bare-backend model called outside `toma_fx.step`
+    counts its calls as steps: the same inputs give another output at the next call, and after
+    `toma_fx.reset_steps()` the calls repeat the first ones bit for bit, without recompiling."""
+    model, inputs = tiny("plain-dit", batch=1)
+    fn = fresh(model, small(inner="aot_eager"))
+    with torch.no_grad():
+        first = [output(fn(**inputs)) for _ in range(3)]
+        toma_fx.reset_steps()
+        with torch._dynamo.config.patch(error_on_recompile=True):
+            again = [output(fn(**inputs)) for _ in range(3)]
+    assert not torch.equal(first[0], first[1]) and not torch.equal(first[1], first[2])
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
 
 
 def test_cfg_as_two_calls_keeps_a_selection_per_branch():
@@ -305,7 +322,8 @@ def test_diffusers_cache_context_and_scheduler_give_the_step(selections):
 
 def test_variant_graphs():
     """select computes destinations and returns them, or takes them as inputs when its reuse flag is set
-    (one graph for both kinds of step); keep takes the merge weights too; off is the traced graph."""
+    (one graph for both kinds of step), with the step as its noise's salt; keep takes the merge weights
+    too; off is the traced graph."""
     from toma_fx.ops import nodes
 
     rec = Recorder()
@@ -322,8 +340,9 @@ def test_variant_graphs():
 
     sites = count(select, nodes.merge)
     assert count(select, nodes.select) == sites == count(select, nodes.weights) == 4
-    assert extra_inputs(select) == [f"toma_{part}_{i}_0" for i in range(sites) for part in ("dst", "reuse")]
-    assert all(len(n.args) == 5 for n in select.graph.find_nodes(op="call_function", target=nodes.select))
+    parts = ("dst", "reuse", "salt")  # salt: the step, which keys the default step noise
+    assert extra_inputs(select) == [f"toma_{part}_{i}_0" for i in range(sites) for part in parts]
+    assert all(len(n.args) == 6 for n in select.graph.find_nodes(op="call_function", target=nodes.select))
     assert count(keep, nodes.select) == count(keep, nodes.weights) == 0 and count(keep, nodes.merge) == sites
     assert extra_inputs(keep)[:2] == ["toma_dst_0_0", "toma_dst_1_0"]
     assert count(off, nodes.merge) == 0

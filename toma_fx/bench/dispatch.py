@@ -99,6 +99,7 @@ def run(arch: str = "flux", *, steps: int = 8, repeats: int = 5, config: toma_fx
         "arch": arch,
         "steps": steps,
         "select_noise": config.select_noise,
+        "select_avoid": config.select_avoid,
         "block_calls": len(spans["toma"]),
         "blocks_per_denoiser_call": calls // (repeats * steps),
         "plain_us": round(us["plain"], 1),
@@ -112,10 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arch", choices=sorted(PUBLISHED_DEPTH), default="flux")
     p.add_argument("--steps", type=argtypes.count, default=8)
     p.add_argument("--repeats", type=argtypes.count, default=5)
-    p.add_argument("--select-noise", type=argtypes.at_least_zero, default=0.0, help=argtypes.NOISE_HELP)
+    argtypes.selection_flags(p)
     p.add_argument("--json", metavar="PATH", help="write the result to this JSON file")
     args = p.parse_args(argv)
-    config = toma_fx.ToMAConfig(min_tokens=16, select_noise=args.select_noise)
+    config = toma_fx.ToMAConfig(min_tokens=16, select_noise=args.select_noise, select_avoid=args.select_avoid)
     r = run(args.arch, steps=args.steps, repeats=args.repeats, config=config)
     print(
         f"{r['arch']}: {r['block_calls']} block calls; median per block call: "

@@ -402,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--merge-every", type=argtypes.count, default=1)
     p.add_argument("--warmup-steps", type=argtypes.nonnegative, default=0)
     p.add_argument("--reuse-weights", action="store_true")
+    argtypes.selection_flags(p)
     p.add_argument("--kinds", nargs="+", choices=sorted(REGION_KINDS), help="what ToMA merges (default: all)")
     p.add_argument("--whole", action="store_true", help="compile whole denoisers, not their blocks")
     p.add_argument(
@@ -423,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     config = ToMAConfig(
         tile=args.tile, min_tokens=args.min_tokens, select_every=args.select_every,
         merge_every=args.merge_every, warmup_steps=args.warmup_steps, reuse_weights=args.reuse_weights,
+        select_noise=args.select_noise, select_avoid=args.select_avoid,
         kinds=frozenset(args.kinds or REGION_KINDS),
     )  # fmt: skip
     out = args.out or Path("toma-fx-out") / f"bench-{Path(source).name}"
