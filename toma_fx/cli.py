@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from toma_fx import argtypes
+from toma_fx.config import ToMAConfig
 
 BENCHES = ("pipeline", "ops", "model", "steps", "dispatch", "photos", "fidelity", "gpu")
 ARCHS = ("sdxl", "flux", "sd3", "pixart")
@@ -119,8 +120,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _config(args):
-    from toma_fx.config import ToMAConfig
-
     tile = {} if args.tile is None else {"tile": args.tile}
     return ToMAConfig(ratio=args.ratio, min_tokens=args.min_tokens, select_every=args.select_every,
                       select_noise=args.select_noise, select_avoid=args.select_avoid, **tile)  # fmt: skip
