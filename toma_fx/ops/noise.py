@@ -12,17 +12,22 @@ greedy gain by `exp(sigma * z)` lets the groups change between steps while picks
 - eager and compiled graphs draw the same values (integer ops are exact), and so does every rerun.
 
 The hash is the 32-bit finaliser of MurmurHash3, computed in int64 with 16-bit halves so no product
-overflows.
+overflows. The table is one `torch.library` op (`torch.ops.toma_fx.step_noise`), opaque to the compiler:
+every value of the hash is read twice by the next stage, and Inductor, inlining pointwise producers into
+each read, expanded the hash into a tree it took over 30 s to lower (cold, per merged graph, on CPU)
+for a kernel whose work is a few thousand numbers per step. On the CPU the op keeps the last tables, so
+the blocks of a step (and the same step of the next generation) compute each once.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import torch
 
-__all__ = ["StepNoise", "hash32", "normal_from_hash"]
+__all__ = ["StepNoise", "hash32", "normal_from_hash", "step_noise"]
 
 _MASK = 0xFFFFFFFF
 _GOLDEN = 0x9E3779B9  # separates the two uniform streams of the Box-Muller transform
@@ -58,6 +63,31 @@ def normal_from_hash(counter: torch.Tensor, salt: torch.Tensor) -> torch.Tensor:
     return radius * torch.cos((2.0 * math.pi) * _uniform(h2))
 
 
+@torch.library.custom_op("toma_fx::step_noise", mutates_args=())
+def step_noise(salt: torch.Tensor, sigma: float, block: int, tiles: int, k: int, size: int) -> torch.Tensor:
+    """`(tiles, k, size)` fp32 factors `exp(sigma * z)`, one per tile, pick and token of tile block
+    `block`, keyed by the 0-dim int64 `salt` (the step)."""
+    if salt.device.type == "cpu":  # the step is on the host: every block of a step shares one table
+        return _cpu_table(int(salt), sigma, block, tiles, k, size).clone()
+    return _table(salt, sigma, block, tiles, k, size)
+
+
+@functools.lru_cache(maxsize=64)
+def _cpu_table(step: int, sigma: float, block: int, tiles: int, k: int, size: int) -> torch.Tensor:
+    return _table(torch.tensor(step), sigma, block, tiles, k, size)
+
+
+def _table(salt: torch.Tensor, sigma: float, block: int, tiles: int, k: int, size: int) -> torch.Tensor:
+    counter = torch.arange(tiles * k * size, device=salt.device, dtype=torch.int64).view(tiles, k, size)
+    z = normal_from_hash(counter, salt * 8 + block)  # a layout has at most 8 tile blocks (2^3)
+    return torch.exp(sigma * z)
+
+
+@step_noise.register_fake
+def _(salt: torch.Tensor, sigma: float, block: int, tiles: int, k: int, size: int) -> torch.Tensor:
+    return salt.new_empty((tiles, k, size), dtype=torch.float32)
+
+
 @dataclass(frozen=True)
 class StepNoise:
     """Gain scales for one selection: `sigma > 0` and `salt`, a 0-dim int64 tensor (the step)."""
@@ -67,7 +97,4 @@ class StepNoise:
 
     def scales(self, block: int, shape: tuple[int, int, int]) -> torch.Tensor:
         """`(G, K, S)` fp32 factors `exp(sigma * z)` for the tiles of tile block `block`."""
-        G, K, S = shape
-        counter = torch.arange(G * K * S, device=self.salt.device, dtype=torch.int64).view(G, K, S)
-        z = normal_from_hash(counter, self.salt * 8 + block)  # a layout has at most 8 tile blocks (2^3)
-        return torch.exp(self.sigma * z)
+        return step_noise(self.salt, self.sigma, block, *shape)
