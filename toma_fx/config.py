@@ -81,7 +81,8 @@ class ToMAConfig:
             instead of recomputing them from the current features.
 
     Each default and the measurement behind it is in `docs/schedule.md`. Any schedule other than the
-    default needs to know the step: `toma_fx.step`, `toma_fx.track_steps(pipe)`, or counted calls.
+    default needs to know the step, as the default selection does: `toma_fx.step`,
+    `toma_fx.track_steps(pipe)`, or counted calls.
     """
 
     ratio: float = 0.5
