@@ -57,9 +57,9 @@ class ToMAConfig:
             multiplied by `exp(sigma * z)`, `z ~ N(0, 1)` drawn per tile, token and pick (the same for
             every sample of a batch) from a hash of the step index, so the partition of each tile changes
             between steps (facility location alone picks nearly the same destinations at every step) and
-            a rerun picks the same ones. 0 selects by coverage alone. The default 1 gives +3.2 dB sample
-            PSNR on the trained Flux proxy and +1.9 dB on the SDXL proxy with `select_avoid=0.5`
-            (`docs/fidelity.md`), at no measurable cost in time.
+            a rerun picks the same ones. 0 selects by coverage alone. The default 1 gives +3.0 dB sample
+            PSNR on the trained Flux proxy and +1.7 dB on the SDXL proxy at ratio 0.5 with
+            `select_avoid=0.5` (`docs/fidelity.md`), at no measurable cost in time.
         select_avoid: factor in [0, 1] on the greedy gains of the tokens that were a site's destinations
             at its previous selection in the generation, so fresh destinations move away from the last
             ones; 1 is off, 0 excludes them while other tokens still gain. Default 0.5.
