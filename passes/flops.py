@@ -7,6 +7,7 @@ it is memory-bound and small beside these. A node with a data-dependent shape co
     select    the similarity matrix of every tile: 2 N S C   (the greedy steps only compare)
     weights   destination-token similarities: 2 N K C
     merge     the cluster means: 2 N K C                      unmerge: 2 N K C'
+    SDPA form merge_sdpa: scores and sum, 4 N K C            unmerge_sdpa: 2 N K (C + C')
 """
 
 from __future__ import annotations
@@ -86,25 +87,25 @@ def _pairs(layout) -> int:
     return sum(b.num_tiles * b.keep * b.tile_size for b in nodes.tile_layout(layout).blocks)
 
 
-def _batch_channels(node: Node, rows) -> tuple[int, int]:
-    """Samples and channels of a ToMA node's `(B, L, C)` (or sequence-first) token input."""
-    x = _shape(node.args[0])
-    return x[rows[3]], x[-1]
+def _batch_channels(tokens: Node, rows) -> tuple[int, int]:
+    """Samples and channels of a `(B, L, C)` (or sequence-first) token tensor, its rows at `rows`."""
+    shape = _shape(tokens)
+    return shape[rows[3]], shape[-1]
 
 
 def _select(node: Node) -> int:
-    B, C = _batch_channels(node, node.args[2])
+    B, C = _batch_channels(node.args[0], node.args[2])
     layout = nodes.tile_layout(node.args[1])
     return 2 * B * sum(b.num_tiles * b.tile_size**2 for b in layout.blocks) * C
 
 
 def _weights(node: Node) -> int:
-    B, C = _batch_channels(node, node.args[3])
+    B, C = _batch_channels(node.args[0], node.args[3])
     return 2 * B * _pairs(node.args[2]) * C
 
 
 def _merge(node: Node) -> int:
-    B, C = _batch_channels(node, node.args[3])
+    B, C = _batch_channels(node.args[0], node.args[3])
     return 2 * B * _pairs(node.args[2]) * C
 
 
@@ -112,6 +113,19 @@ def _unmerge(node: Node) -> int:
     out = _shape(node)
     per_row = math.prod(out) // out[node.args[3][0]]  # batch x everything but the tokens
     return 2 * per_row * _pairs(node.args[2])
+
+
+def _merge_sdpa(node: Node) -> int:
+    """Scores of destinations against tokens, then their weighted sum: two merge matmuls."""
+    return 2 * _merge(node)
+
+
+def _unmerge_sdpa(node: Node) -> int:
+    """Scores of tokens against destinations on the metric, then the unmerge matmul."""
+    out = _shape(node)
+    B, C = _batch_channels(node.args[1], node.args[5])
+    per_row = math.prod(out) // out[node.args[4][0]]
+    return 2 * (B * C + per_row) * _pairs(node.args[3])
 
 
 _FORMULAS = {
@@ -124,4 +138,6 @@ _FORMULAS = {
     nodes.weights: _weights,
     nodes.merge: _merge,
     nodes.unmerge: _unmerge,
+    nodes.merge_sdpa: _merge_sdpa,
+    nodes.unmerge_sdpa: _unmerge_sdpa,
 }

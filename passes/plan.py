@@ -35,6 +35,13 @@ class Site:
     tau: float
     noise: float = 0.0  # sigma of the step noise on its selection (`ToMAConfig.select_noise`)
     avoid: float = 1.0  # factor on the gains of its last destinations (`ToMAConfig.select_avoid`)
+    form: str = "assignment"  # how it merges and unmerges (`ToMAConfig.merge_form`)
+
+    @property
+    def rows(self) -> tuple[int, int, int, int]:
+        """Where its image rows sit in its source: `nodes.Rows`."""
+        c = self.candidate
+        return (c.axis, c.before, c.after, c.batch)
 
     @property
     def merged(self) -> int:
@@ -63,7 +70,8 @@ def plan(candidates: list[Candidate], config: ToMAConfig) -> tuple[list[Site], l
             skips.append(Skip(c.path, c.kind, f"tile {layout[1]} keeps every token at ratio {config.ratio}"))
             continue
         i = len(sites)
-        knobs = {"tau": config.tau, "noise": config.select_noise, "avoid": config.select_avoid}
+        knobs = {"tau": config.tau, "noise": config.select_noise, "avoid": config.select_avoid,
+                 "form": config.merge_form}  # fmt: skip
         sites.append(Site(i, c, layout, leader=i, weights_from=i, **knobs))
     return sites, skips
 

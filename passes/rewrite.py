@@ -16,6 +16,9 @@ After:
     o = linear(sdpa(q', k', v'), Wo)                              (2, 128, 32)
     h = unmerge(o, w, ...) + h                                    (2, 256, 32)
 
+In the SDPA form (`ToMAConfig.merge_form`) there is no weights node: `merge_sdpa(x, dst, ...)` and
+`unmerge_sdpa(o, x, dst, ...)` read the site's input and destinations themselves (`_FORMS`).
+
 Each site is analysed on the untouched graph first (`rules.follow` on every node downstream of the
 source that reads merged tokens). A direct user of the source that cannot run merged keeps reading the
 source itself (exact); a later one gets an unmerge before it. A site whose anchors cannot run merged,
@@ -26,6 +29,7 @@ region never reaches Inductor.
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -126,6 +130,46 @@ def _mutated(node: Node, a: Node) -> bool:
     return node.op == "call_method" and node.target.endswith("_") and node.args[0] is a
 
 
+@dataclass(frozen=True)
+class _SiteNodes:
+    """What a site's merge and unmerge nodes read."""
+
+    site: Site
+    dst: Node
+    weights: Node | None  # None in a form without merge weights
+
+    @property
+    def source(self) -> Node:
+        return self.site.candidate.source
+
+
+@dataclass(frozen=True)
+class _Form:
+    """A merge form's graph functions: `merge(s)` and `unmerge(s, y, rows)` give (target, args)."""
+
+    weighs: bool  # whether its sites compute merge weights (a `nodes.weights` node)
+    merge: Callable[[_SiteNodes], tuple]
+    unmerge: Callable[[_SiteNodes, Node, tuple], tuple]
+
+
+_FORMS = {
+    "assignment": _Form(
+        weighs=True,
+        merge=lambda s: (nodes.merge, (s.source, s.weights, s.site.layout, s.site.rows)),
+        unmerge=lambda s, y, rows: (nodes.unmerge, (y, s.weights, s.site.layout, rows)),
+    ),
+    "sdpa": _Form(
+        weighs=False,
+        merge=lambda s: (nodes.merge_sdpa, (s.source, s.dst, s.site.layout, s.site.rows, s.site.tau)),
+        unmerge=lambda s, y, rows: (
+            nodes.unmerge_sdpa,
+            (y, s.source, s.dst, s.site.layout, rows, s.site.rows, s.site.tau),
+        ),
+    ),
+}
+"""`ToMAConfig.merge_form` -> how its sites are written into the graph."""
+
+
 def apply(gm: GraphModule, rewrites: list[Rewrite]) -> None:
     """Insert the nodes of every analysed site into `gm` (in place) and recompile it."""
     graph = gm.graph
@@ -135,8 +179,9 @@ def apply(gm: GraphModule, rewrites: list[Rewrite]) -> None:
     gathered: dict[tuple, Node] = {}
     for rw in rewrites:
         site, c = rw.site, rw.site.candidate
+        form = _FORMS[site.form]
         layout = site.layout
-        segment = (c.axis, c.before, c.after, c.batch)
+        segment = site.rows
         new = []
         with graph.inserting_before(min(rw.consumers)):
             if site.leader == site.index:
@@ -147,12 +192,12 @@ def apply(gm: GraphModule, rewrites: list[Rewrite]) -> None:
                 new.append(dst[site.index])
                 rw.selection = [dst[site.index].name]
             d = dst[site.leader]
-            if site.weights_from == site.index:
+            if form.weighs and site.weights_from == site.index:
                 args = (c.source, d, layout, segment, site.tau)
                 weights[site.index] = graph.call_function(nodes.weights, args)
                 new.append(weights[site.index])
-            w = weights[site.weights_from]
-            xm = graph.call_function(nodes.merge, (c.source, w, layout, segment))
+            reads = _SiteNodes(site, d, weights.get(site.weights_from))
+            xm = graph.call_function(*form.merge(reads))
             new.append(xm)
         for node, flow in rw.flows.items():
             if flow.args is not None:
@@ -181,7 +226,7 @@ def apply(gm: GraphModule, rewrites: list[Rewrite]) -> None:
             tok = rw.merged[merged_node]
             with graph.inserting_before(min(users)):
                 rows = (tok.axis, tok.before, tok.after, tok.batch)
-                u = graph.call_function(nodes.unmerge, (merged_node, w, layout, rows))
+                u = graph.call_function(*form.unmerge(reads, merged_node, rows))
             new.append(u)
             for user in users:
                 user.replace_input_with(merged_node, u)

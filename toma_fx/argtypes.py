@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from toma_fx.config import ToMAConfig
+from toma_fx.config import MERGE_FORMS, ToMAConfig
 
 TILE_HELP = "tile in tokens: FxHxW (default 2x4x4; images use its HxW), or HxW: each frame on its own"
 
@@ -110,9 +110,10 @@ def compiler_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
-def selection_flags(p: argparse.ArgumentParser) -> None:
-    """`--select-noise` and `--select-avoid`, defaulting to `ToMAConfig`'s."""
-    noise, avoid = ToMAConfig.select_noise, ToMAConfig.select_avoid
+def method_flags(p: argparse.ArgumentParser) -> None:
+    """`--select-noise`, `--select-avoid` and `--merge-form`, defaulting to `ToMAConfig`'s; read them
+    back with `method_config`."""
+    noise, avoid, form = ToMAConfig.select_noise, ToMAConfig.select_avoid, ToMAConfig.merge_form
     p.add_argument(
         "--select-noise", type=at_least_zero, default=noise,
         help=f"sigma of the step noise on destination selection, >= 0 (default {noise:g}; 0: none)",
@@ -121,3 +122,12 @@ def selection_flags(p: argparse.ArgumentParser) -> None:
         "--select-avoid", type=unit_interval, default=avoid,
         help=f"factor on the selection gains of the last destinations, in [0, 1] (default {avoid:g}; 1: off)",
     )  # fmt: skip
+    p.add_argument(
+        "--merge-form", choices=MERGE_FORMS, default=form,
+        help=f"merge and unmerge by a soft assignment or by attention over each tile (default {form})",
+    )  # fmt: skip
+
+
+def method_config(args: argparse.Namespace) -> dict:
+    """The `ToMAConfig` fields `method_flags` set."""
+    return {name: getattr(args, name) for name in ("select_noise", "select_avoid", "merge_form")}

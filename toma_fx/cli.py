@@ -34,7 +34,7 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
         "--min-tokens", type=argtypes.count, default=1024, help="merge token sets of at least this"
     )
     p.add_argument("--select-every", type=argtypes.count, default=1, help="select destinations every n steps")
-    argtypes.selection_flags(p)
+    argtypes.method_flags(p)
     argtypes.compiler_flag(p)
 
 
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 def _config(args):
     tile = {} if args.tile is None else {"tile": args.tile}
     return ToMAConfig(ratio=args.ratio, min_tokens=args.min_tokens, select_every=args.select_every,
-                      select_noise=args.select_noise, select_avoid=args.select_avoid, **tile)  # fmt: skip
+                      **argtypes.method_config(args), **tile)  # fmt: skip
 
 
 def _resolution(args, size: str) -> tuple[int, int]:

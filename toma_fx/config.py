@@ -13,13 +13,17 @@ from dataclasses import dataclass, field
 
 from toma_fx.ops.assignment import DEFAULT_TAU
 
-__all__ = ["REGION_KINDS", "ToMAConfig"]
+__all__ = ["MERGE_FORMS", "REGION_KINDS", "ToMAConfig"]
 
 REGION_KINDS = frozenset({"self", "cross", "joint", "single", "mlp"})
 """self: q, k, v from one token set. cross: queries from image tokens, keys/values from text (only the
 query side is merged). joint: text and image tokens concatenated (Flux double blocks, SD3; text is never
 merged). single: attention and a parallel MLP on one input (Flux single blocks). mlp: linear ->
 activation -> linear feed-forward."""
+
+MERGE_FORMS = ("assignment", "sdpa")
+"""assignment: merge and unmerge are matmuls with one soft assignment `A` per site (`ops/assignment.py`).
+sdpa: both are scaled-dot-product attention over the tile, no `A` kept (`ops/sdpa.py`)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,13 @@ class ToMAConfig:
             some grid holds its L tokens: rows the pass cannot place on a grid are never merged.
         tau: softmax temperature of the merge weights on cosine similarity, > 0. 1000 (the reference
             code's value) is nearly a hard assignment.
+        merge_form: how merged tokens are made and spread back, one of `MERGE_FORMS`. "assignment" (the
+            default): a soft assignment `A` of each token to its tile's destinations, merge by the
+            cluster means `A / rowsum(A)`, unmerge by `A^T`. "sdpa": the paper's attention form, each
+            destination attending over its tile's tokens and each token over its tile's destinations,
+            by `scaled_dot_product_attention`; it keeps no `A`, so it has no weights to share or reuse,
+            and it keeps the site's input alive until the unmerge. Measured on the trained proxies in
+            `docs/fidelity.md`.
         share_destinations: consecutive regions with the same token set reuse the destinations
             selected at the first one (the paper's cross-layer redundancy). False selects at every region.
         share_weights: regions that share destinations also reuse the first region's merge weights. Off
@@ -91,6 +102,7 @@ class ToMAConfig:
     min_tokens: int = 1024
     grid: tuple[int, ...] | None = None
     tau: float = DEFAULT_TAU
+    merge_form: str = "assignment"
     share_destinations: bool = True
     share_weights: bool = False
     select_noise: float = 1.0
@@ -121,6 +133,8 @@ class ToMAConfig:
             raise ValueError(f"min_tokens must be an int >= 1, got {self.min_tokens!r}")
         if not (isinstance(self.tau, numbers.Real) and 0 < self.tau < float("inf")):
             raise ValueError(f"tau must be a finite number > 0, got {self.tau!r}")
+        if self.merge_form not in MERGE_FORMS:
+            raise ValueError(f"merge_form must be one of {list(MERGE_FORMS)}, got {self.merge_form!r}")
         noise = self.select_noise
         if not (
             isinstance(noise, numbers.Real) and not isinstance(noise, bool) and 0 <= noise < float("inf")
@@ -138,6 +152,11 @@ class ToMAConfig:
         for name in ("share_destinations", "share_weights", "reuse_weights"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        kept = [name for name in ("share_weights", "reuse_weights") if getattr(self, name)]
+        if self.merge_form == "sdpa" and kept:
+            raise ValueError(
+                f"{kept[0]}=True needs merge_form='assignment': the SDPA form computes no merge weights"
+            )
 
     def replace(self, **changes) -> ToMAConfig:
         """A copy with some fields changed (validated again)."""

@@ -5,7 +5,7 @@ import torch
 
 import toma_fx
 from toma_fx import ToMAConfig, toma_backend
-from toma_fx.config import REGION_KINDS
+from toma_fx.config import MERGE_FORMS, REGION_KINDS
 from toma_fx.ops import nodes
 from toma_fx.passes import pipeline
 
@@ -45,12 +45,31 @@ def test_every_token_a_destination_matches_eager(name):
     torch.testing.assert_close(got, expected, atol=2e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("name", ARCHS)
+def test_the_sdpa_form_with_every_token_a_destination_matches_eager(name):
+    """`merge_form="sdpa"`: no weights node, merge and unmerge by attention over each tile, the unmerge
+    reading the site's input. With K = S and a sharp softmax each token attends to itself alone, so
+    the model must come out as it went in."""
+    model, inputs = tiny(name)
+    with torch.no_grad():
+        expected = output(model(**inputs))
+    rec = Recorder()
+    with identity_merges():
+        got = compiled_run(model, inputs, small(inner=rec, merge_form="sdpa", tau=1e5))
+    targets = [n.target for n in rec.graphs[0].graph.nodes if n.op == "call_function"]
+    assert targets.count(nodes.merge_sdpa) >= 1
+    assert nodes.weights not in targets and nodes.merge not in targets
+    assert targets.count(nodes.unmerge_sdpa) >= targets.count(nodes.merge_sdpa)
+    torch.testing.assert_close(got, expected, atol=2e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("form", MERGE_FORMS)
 @pytest.mark.parametrize("name", ["flux"])  # RoPE gathers, text segments, patched reshapes
-def test_inductor_agrees_with_the_rewritten_graph_run_eagerly(name):
+def test_inductor_agrees_with_the_rewritten_graph_run_eagerly(name, form):
     """Injected (value-independent) destinations: Inductor's kernels against the same graph in eager."""
     model, inputs = tiny(name)
-    eager = compiled_run(model, inputs, small(inner=FixedDestinations()))
-    lowered = compiled_run(model, inputs, small(inner=FixedDestinations(then=_inductor)))
+    eager = compiled_run(model, inputs, small(inner=FixedDestinations(), merge_form=form))
+    lowered = compiled_run(model, inputs, small(inner=FixedDestinations(then=_inductor), merge_form=form))
     torch.testing.assert_close(lowered, eager, atol=1e-4, rtol=1e-4)
     with torch.no_grad():
         unmerged = output(model(**inputs))
@@ -157,6 +176,7 @@ def test_symbolic_shapes_are_skipped_with_a_reason():
         ("select_noise", True, r"select_noise must be a finite number >= 0, got True"),
         ("select_avoid", 1.5, r"select_avoid must be a number in \[0, 1\], got 1.5"),
         ("select_avoid", -0.1, r"select_avoid must be a number in \[0, 1\]"),
+        ("merge_form", "attention", r"merge_form must be one of \['assignment', 'sdpa'\], got 'attention'"),
         ("stride", 2, r"unknown ToMAConfig fields \['stride'\]"),
     ],
 )
@@ -165,10 +185,18 @@ def test_bad_configuration_fails_at_configuration_time(field, value, match):
         toma_backend.configure(**{field: value})
 
 
+@pytest.mark.parametrize("field", ["share_weights", "reuse_weights"])
+def test_the_sdpa_form_refuses_kept_weights(field):
+    with pytest.raises(ValueError, match=rf"{field}=True needs merge_form='assignment'"):
+        ToMAConfig(merge_form="sdpa", **{field: True})
+
+
 def test_config_round_trips_through_json():
     import json
 
     c = ToMAConfig(ratio=0.25, tile=(8, 8), kinds={"self", "mlp"}, grid=(64, 48), share_weights=True)
+    assert ToMAConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+    c = ToMAConfig(merge_form="sdpa")
     assert ToMAConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c
     assert ToMAConfig().kinds == REGION_KINDS
 
@@ -241,5 +269,5 @@ def test_a_rewritten_graph_is_cached_like_a_plain_one():
         results = dict(counters["aot_autograd"])
     assert results.get("autograd_cache_hit") == 1, results
     assert torch.equal(runs[0], runs[1])
-    functions = ("select", "weights", "merge", "unmerge", "gather")
+    functions = ("select", "weights", "merge", "unmerge", "merge_sdpa", "unmerge_sdpa", "gather")
     assert set(nodes.cache_keys()) == {f"toma_fx.ops.nodes.{f}" for f in functions}

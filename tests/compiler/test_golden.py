@@ -1,4 +1,5 @@
-"""Golden graphs: the rewritten code of one SDXL transformer block, one Flux double and one single block.
+"""Golden graphs: the rewritten code of one SDXL transformer block, one Flux double and one single block
+(and the single block in the SDPA form).
 
 A change to the rewrite shows up here as a reviewable diff. Regenerate with
 `EXPECTTEST_ACCEPT=1 python -m pytest tests/compiler/test_golden.py` and read the diff before committing.
@@ -12,13 +13,14 @@ from toma_fx.architectures import build
 from .helpers import Recorder, readable, small
 
 
-def _rewritten(block, *args, **kwargs) -> str:
+def _rewritten(block, *args, config=None, **kwargs) -> str:
     """Graph code of a block's merged graph: it selects destinations, or takes those given as an input
-    when its reuse flag is set."""
+    when its reuse flag is set. `config`: `ToMAConfig` fields to change."""
     torch._dynamo.reset()
     rec = Recorder()
+    backend = small(inner=rec, grid=(8, 8), **(config or {}))
     with torch.no_grad():
-        torch.compile(block, backend=small(inner=rec, grid=(8, 8)), fullgraph=True)(*args, **kwargs)
+        torch.compile(block, backend=backend, fullgraph=True)(*args, **kwargs)
     torch._dynamo.reset()
     (graph,) = rec.graphs
     return readable(graph)
@@ -344,6 +346,96 @@ class GraphModule(torch.nn.Module):
         hidden_states_4: "f32[1, 40, 32]" = gate * linear_5;  gate = linear_5 = None
         unmerge: "f32[1, 72, 32]" = toma_fx_ops_nodes_unmerge(hidden_states_4, weights, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0));  hidden_states_4 = weights = None
         hidden_states_5: "f32[1, 72, 32]" = hidden_states + unmerge;  hidden_states = unmerge = None
+        encoder_hidden_states: "f32[1, 8, 32]" = hidden_states_5[(slice(None, None, None), slice(None, 8, None))]
+        hidden_states_6: "f32[1, 64, 32]" = hidden_states_5[(slice(None, None, None), slice(8, None, None))];  hidden_states_5 = None
+        return (encoder_hidden_states, hidden_states_6, select)""",
+        )
+
+    def test_flux_single_block_in_the_sdpa_form(self):
+        """No weights node; the unmerge reads the site's input `x` as its metric, beside the destinations."""
+        flux = build("flux", "tiny")
+        hidden, context, temb, rope = _flux_inputs(flux)
+        block = flux.single_transformer_blocks[0]
+        code = _rewritten(block, hidden, context, temb, rope, config={"merge_form": "sdpa"})
+        self.assertExpectedInline(
+            code,
+            """\
+class GraphModule(torch.nn.Module):
+    def forward(self, ...):
+        hidden_states: "f32[1, 72, 32]" = torch.cat([l_encoder_hidden_states_, l_hidden_states_], dim = 1);  l_encoder_hidden_states_ = l_hidden_states_ = None
+        silu: "f32[1, 32]" = torch.nn.functional.silu(l_temb_, inplace = False);  l_temb_ = None
+        emb: "f32[1, 96]" = torch._C._nn.linear(silu, norm.linear.weight, norm.linear.bias);  silu = norm.linear.weight = norm.linear.bias = None
+        chunk = emb.chunk(3, dim = 1);  emb = None
+        shift_msa: "f32[1, 32]" = chunk[0]
+        scale_msa: "f32[1, 32]" = chunk[1]
+        gate_msa: "f32[1, 32]" = chunk[2];  chunk = None
+        layer_norm: "f32[1, 72, 32]" = torch.nn.functional.layer_norm(hidden_states, (32,), None, None, 1e-06)
+        getitem_3: "f32[1, 1, 32]" = scale_msa[(slice(None, None, None), None)];  scale_msa = None
+        add: "f32[1, 1, 32]" = 1 + getitem_3;  getitem_3 = None
+        mul: "f32[1, 72, 32]" = layer_norm * add;  layer_norm = add = None
+        getitem_4: "f32[1, 1, 32]" = shift_msa[(slice(None, None, None), None)];  shift_msa = None
+        x: "f32[1, 72, 32]" = mul + getitem_4;  mul = getitem_4 = None
+        select: "i64[1, 32]" = toma_fx_ops_nodes_select(x, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), toma_dst_0_0, toma_reuse_0_0, toma_salt_0_0, noise = 1.0, avoid = 0.5);  toma_dst_0_0 = toma_reuse_0_0 = toma_salt_0_0 = None
+        merge_sdpa: "f32[1, 40, 32]" = toma_fx_ops_nodes_merge_sdpa(x, select, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 1000.0)
+        linear_1: "f32[1, 40, 128]" = torch._C._nn.linear(merge_sdpa, proj_mlp.weight, proj_mlp.bias);  proj_mlp.weight = proj_mlp.bias = None
+        mlp_hidden_states: "f32[1, 40, 128]" = torch._C._nn.gelu(linear_1, approximate = 'tanh');  linear_1 = None
+        query: "f32[1, 40, 32]" = torch._C._nn.linear(merge_sdpa, attn.to_q.weight, attn.to_q.bias);  attn.to_q.weight = attn.to_q.bias = None
+        key: "f32[1, 40, 32]" = torch._C._nn.linear(merge_sdpa, attn.to_k.weight, attn.to_k.bias);  attn.to_k.weight = attn.to_k.bias = None
+        value: "f32[1, 40, 32]" = torch._C._nn.linear(merge_sdpa, attn.to_v.weight, attn.to_v.bias);  merge_sdpa = attn.to_v.weight = attn.to_v.bias = None
+        query_1: "f32[1, 40, 2, 16]" = query.unflatten(-1, (-1, 16));  query = None
+        key_1: "f32[1, 40, 2, 16]" = key.unflatten(-1, (-1, 16));  key = None
+        value_1: "f32[1, 40, 2, 16]" = value.unflatten(-1, (-1, 16));  value = None
+        query_2: "f32[1, 40, 2, 16]" = torch.rms_norm(query_1, (16,), attn.norm_q.weight, 1e-06);  query_1 = attn.norm_q.weight = None
+        key_2: "f32[1, 40, 2, 16]" = torch.rms_norm(key_1, (16,), attn.norm_k.weight, 1e-06);  key_1 = attn.norm_k.weight = None
+        cos: "f32[1, 72, 1, 16]" = l_image_rotary_emb_0_[(None, slice(None, None, None), None, slice(None, None, None))]
+        sin: "f32[1, 72, 1, 16]" = l_image_rotary_emb_1_[(None, slice(None, None, None), None, slice(None, None, None))]
+        cos_1: "f32[1, 72, 1, 16]" = cos.to(device(type='cpu'));  cos = None
+        sin_1: "f32[1, 72, 1, 16]" = sin.to(device(type='cpu'));  sin = None
+        reshape: "f32[1, 40, 2, 8, 2]" = query_2.reshape(1, 40, 2, -1, 2)
+        unbind = reshape.unbind(-1);  reshape = None
+        x_real: "f32[1, 40, 2, 8]" = unbind[0]
+        x_imag: "f32[1, 40, 2, 8]" = unbind[1];  unbind = None
+        neg: "f32[1, 40, 2, 8]" = -x_imag;  x_imag = None
+        stack: "f32[1, 40, 2, 8, 2]" = torch.stack([neg, x_real], dim = -1);  neg = x_real = None
+        x_rotated: "f32[1, 40, 2, 16]" = stack.flatten(3);  stack = None
+        float_1: "f32[1, 40, 2, 16]" = query_2.float();  query_2 = None
+        gather: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(cos_1, select, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 4);  cos_1 = None
+        mul_1: "f32[1, 40, 2, 16]" = float_1 * gather;  float_1 = None
+        float_2: "f32[1, 40, 2, 16]" = x_rotated.float();  x_rotated = None
+        gather_1: "f32[1, 40, 1, 16]" = toma_fx_ops_nodes_gather(sin_1, select, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), 4);  sin_1 = None
+        mul_2: "f32[1, 40, 2, 16]" = float_2 * gather_1;  float_2 = None
+        add_2: "f32[1, 40, 2, 16]" = mul_1 + mul_2;  mul_1 = mul_2 = None
+        out: "f32[1, 40, 2, 16]" = add_2.to(torch.float32);  add_2 = None
+        cos_2: "f32[1, 72, 1, 16]" = l_image_rotary_emb_0_[(None, slice(None, None, None), None, slice(None, None, None))];  l_image_rotary_emb_0_ = None
+        sin_2: "f32[1, 72, 1, 16]" = l_image_rotary_emb_1_[(None, slice(None, None, None), None, slice(None, None, None))];  l_image_rotary_emb_1_ = None
+        cos_3: "f32[1, 72, 1, 16]" = cos_2.to(device(type='cpu'));  cos_2 = cos_3 = None
+        sin_3: "f32[1, 72, 1, 16]" = sin_2.to(device(type='cpu'));  sin_2 = sin_3 = None
+        reshape_1: "f32[1, 40, 2, 8, 2]" = key_2.reshape(1, 40, 2, -1, 2)
+        unbind_1 = reshape_1.unbind(-1);  reshape_1 = None
+        x_real_1: "f32[1, 40, 2, 8]" = unbind_1[0]
+        x_imag_1: "f32[1, 40, 2, 8]" = unbind_1[1];  unbind_1 = None
+        neg_1: "f32[1, 40, 2, 8]" = -x_imag_1;  x_imag_1 = None
+        stack_1: "f32[1, 40, 2, 8, 2]" = torch.stack([neg_1, x_real_1], dim = -1);  neg_1 = x_real_1 = None
+        x_rotated_1: "f32[1, 40, 2, 16]" = stack_1.flatten(3);  stack_1 = None
+        float_3: "f32[1, 40, 2, 16]" = key_2.float();  key_2 = None
+        mul_3: "f32[1, 40, 2, 16]" = float_3 * gather;  float_3 = gather = None
+        float_4: "f32[1, 40, 2, 16]" = x_rotated_1.float();  x_rotated_1 = None
+        mul_4: "f32[1, 40, 2, 16]" = float_4 * gather_1;  float_4 = gather_1 = None
+        add_3: "f32[1, 40, 2, 16]" = mul_3 + mul_4;  mul_3 = mul_4 = None
+        out_1: "f32[1, 40, 2, 16]" = add_3.to(torch.float32);  add_3 = None
+        query_3: "f32[1, 2, 40, 16]" = out.permute(0, 2, 1, 3);  out = None
+        key_3: "f32[1, 2, 40, 16]" = out_1.permute(0, 2, 1, 3);  out_1 = None
+        value_2: "f32[1, 2, 40, 16]" = value_1.permute(0, 2, 1, 3);  value_1 = None
+        out_2: "f32[1, 2, 40, 16]" = torch._C._nn.scaled_dot_product_attention(query = query_3, key = key_3, value = value_2, attn_mask = None, dropout_p = 0.0, is_causal = False, scale = None, enable_gqa = False);  query_3 = key_3 = value_2 = None
+        out_3: "f32[1, 40, 2, 16]" = out_2.permute(0, 2, 1, 3);  out_2 = None
+        hidden_states_1: "f32[1, 40, 32]" = out_3.flatten(2, 3);  out_3 = None
+        hidden_states_2: "f32[1, 40, 32]" = hidden_states_1.to(torch.float32);  hidden_states_1 = None
+        hidden_states_3: "f32[1, 40, 160]" = torch.cat([hidden_states_2, mlp_hidden_states], dim = 2);  hidden_states_2 = mlp_hidden_states = None
+        gate: "f32[1, 1, 32]" = gate_msa.unsqueeze(1);  gate_msa = None
+        linear_5: "f32[1, 40, 32]" = torch._C._nn.linear(hidden_states_3, proj_out.weight, proj_out.bias);  hidden_states_3 = proj_out.weight = proj_out.bias = None
+        hidden_states_4: "f32[1, 40, 32]" = gate * linear_5;  gate = linear_5 = None
+        unmerge_sdpa: "f32[1, 72, 32]" = toma_fx_ops_nodes_unmerge_sdpa(hidden_states_4, x, select, ((8, 8), (4, 4), 0.5), (1, 8, 0, 0), (1, 8, 0, 0), 1000.0);  hidden_states_4 = x = None
+        hidden_states_5: "f32[1, 72, 32]" = hidden_states + unmerge_sdpa;  hidden_states = unmerge_sdpa = None
         encoder_hidden_states: "f32[1, 8, 32]" = hidden_states_5[(slice(None, None, None), slice(None, 8, None))]
         hidden_states_6: "f32[1, 64, 32]" = hidden_states_5[(slice(None, None, None), slice(8, None, None))];  hidden_states_5 = None
         return (encoder_hidden_states, hidden_states_6, select)""",

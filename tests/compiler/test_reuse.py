@@ -5,6 +5,7 @@ import torch
 
 import toma_fx
 from toma_fx.architectures import build, example_inputs
+from toma_fx.config import MERGE_FORMS
 from toma_fx.ops import select as select_module
 
 from .helpers import Recorder, SharedPool, output, small, tiny
@@ -45,13 +46,14 @@ def generation(fn, inputs, steps: int, selections: list, context=None) -> list[i
 
 
 @pytest.mark.parametrize(  # SDXL whole is left out for time: its trace alone takes the longest
-    "name, regional",
-    [("sdxl", True), ("flux", False), ("flux", True)],
-    ids=["sdxl-regional", "flux-whole", "flux-regional"],
-)
-def test_two_generations_without_recompiles(name, regional, selections):
+    "name, regional, form",
+    [("sdxl", True, "assignment"), ("flux", False, "assignment"), ("flux", True, "assignment"),
+     ("flux", True, "sdpa")],
+    ids=["sdxl-regional", "flux-whole", "flux-regional", "flux-regional-sdpa-form"],
+)  # fmt: skip
+def test_two_generations_without_recompiles(name, regional, form, selections):
     model, inputs = tiny(name)
-    fn = compile_model(model, small(select_every=3, inner="aot_eager"), regional)
+    fn = compile_model(model, small(select_every=3, inner="aot_eager", merge_form=form), regional)
     generation(fn, inputs, 1, selections)  # compiles
     frames = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     with torch._dynamo.config.patch(error_on_recompile=True):
@@ -88,11 +90,12 @@ def flux_inputs(model, seed, batch=1):
     return example_inputs("flux", model, batch=batch, latent=(16, 16), seed=seed)
 
 
-def test_reuse_step_equals_select_step_with_inductor(selections):
+@pytest.mark.parametrize("form", MERGE_FORMS)
+def test_reuse_step_equals_select_step_with_inductor(form, selections):
     """Same inputs at a select step and at the reuse step after it: the reuse graph, fed the kept
     destinations, computes bit for bit what the select graph did."""
     model, inputs = tiny("plain-dit", batch=1)
-    fn = torch.compile(model, backend=small(select_every=2), fullgraph=True)
+    fn = torch.compile(model, backend=small(select_every=2, merge_form=form), fullgraph=True)
     selected = at_step(fn, inputs, 0)
     ran = len(selections)
     reused = at_step(fn, inputs, 1)

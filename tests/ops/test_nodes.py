@@ -4,7 +4,7 @@
 import pytest
 import torch
 
-from toma_fx.ops import gather_positions, nodes
+from toma_fx.ops import gather_positions, merge_sdpa, nodes, unmerge_sdpa
 
 LAYOUTS = [
     ((8, 8), (4, 4), 0.5),
@@ -35,6 +35,29 @@ def test_merge_keeps_text_and_unmerge_restores_the_length(layout, before, after)
     assert back.shape == x.shape
     torch.testing.assert_close(back[:, :before], x[:, :before])
     torch.testing.assert_close(back[:, back.shape[1] - after :], x[:, x.shape[1] - after :])
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("before, after", [(0, 0), (5, 0), (2, 4)])
+def test_the_sdpa_form_merges_the_image_rows_only(layout, before, after):
+    """`merge_sdpa` / `unmerge_sdpa` nodes: the SDPA operators on the image rows, text rows untouched;
+    the unmerge takes the site's input as its metric, its rows placed by their own segment."""
+    L = nodes.tile_layout(layout)
+    x = _tokens(2, before + L.num_tokens + after, 8)
+    seg = (1, before, after, 0)
+    dst = nodes.select(x, layout, seg)
+    image, idx = x[:, before : before + L.num_tokens], [d[..., 0] for d in L.split_merged(dst[..., None])]
+    y = nodes.merge_sdpa(x, dst, layout, seg, 1000.0)
+    assert y.shape == (2, before + L.num_merged + after, 8)
+    torch.testing.assert_close(y[:, before : before + L.num_merged], merge_sdpa(image, image, idx, L))
+    torch.testing.assert_close(y[:, :before], x[:, :before])
+    torch.testing.assert_close(y[:, y.shape[1] - after :], x[:, x.shape[1] - after :])
+    o = torch.randn(3 + L.num_merged, 2, 4, 6)  # (tokens, B, heads, head_dim) after 3 other rows
+    back = nodes.unmerge_sdpa(o, x, dst, layout, (0, 3, 0, 1), seg, 1000.0)
+    assert back.shape == (3 + L.num_tokens, 2, 4, 6)
+    expected = unmerge_sdpa(o[3:].transpose(0, 1).flatten(2), image, idx, L).unflatten(2, (4, 6))
+    torch.testing.assert_close(back[3:].transpose(0, 1), expected)
+    torch.testing.assert_close(back[:3], o[:3])
 
 
 def test_unmerge_along_any_axis_matches_the_token_major_form():

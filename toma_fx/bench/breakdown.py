@@ -7,9 +7,9 @@ each inside a `record_function` named after its part:
 
     selection  nodes.select        the greedy facility-location destinations
     weights    nodes.weights       the merge weights (similarity to destinations, softmax)
-    merge      nodes.merge         the merge matmul
+    merge      nodes.merge         the merge matmul (nodes.merge_sdpa in the SDPA form)
     gather     nodes.gather        positional tables (RoPE) at the destinations
-    unmerge    nodes.unmerge       the unmerge matmul
+    unmerge    nodes.unmerge       the unmerge matmul (nodes.unmerge_sdpa)
     model      everything else
 
 `profile_parts` runs a generation under the profiler and sums each part's time: on CPU its wall time,
@@ -39,8 +39,10 @@ _PART_OF_TARGET = {
     nodes.merge: "merge",
     nodes.gather: "gather",
     nodes.unmerge: "unmerge",
+    nodes.merge_sdpa: "merge",
+    nodes.unmerge_sdpa: "unmerge",
 }
-PARTS = (*_PART_OF_TARGET.values(), "model")
+PARTS = (*dict.fromkeys(_PART_OF_TARGET.values()), "model")
 _PREFIX = "toma_fx::"
 
 

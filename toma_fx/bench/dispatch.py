@@ -113,10 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arch", choices=sorted(PUBLISHED_DEPTH), default="flux")
     p.add_argument("--steps", type=argtypes.count, default=8)
     p.add_argument("--repeats", type=argtypes.count, default=5)
-    argtypes.selection_flags(p)
+    argtypes.method_flags(p)
     p.add_argument("--json", metavar="PATH", help="write the result to this JSON file")
     args = p.parse_args(argv)
-    config = toma_fx.ToMAConfig(min_tokens=16, select_noise=args.select_noise, select_avoid=args.select_avoid)
+    config = toma_fx.ToMAConfig(min_tokens=16, **argtypes.method_config(args))
     r = run(args.arch, steps=args.steps, repeats=args.repeats, config=config)
     print(
         f"{r['arch']}: {r['block_calls']} block calls; median per block call: "

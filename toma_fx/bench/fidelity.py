@@ -252,12 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=argtypes.count, default=2, help="samples per prompt")
     p.add_argument("--steps", type=argtypes.count, default=20, help="sampling steps")
     p.add_argument("--tile", type=argtypes.sizes, help=argtypes.TILE_HELP)
-    argtypes.selection_flags(p)
+    argtypes.method_flags(p)
     p.add_argument("--weights", type=Path, help="a folder of trained proxies (<proxy>/), default: shipped")
     p.add_argument("--out", type=Path, default=Path("toma-fx-out/fidelity"))
     args = p.parse_args(argv)
     tile = {} if args.tile is None else {"tile": args.tile}
-    config = ToMAConfig(select_noise=args.select_noise, select_avoid=args.select_avoid, **tile)
+    config = ToMAConfig(**argtypes.method_config(args), **tile)
     try:
         report = run(args.out, proxies=tuple(args.proxies), ratios=tuple(args.ratios),
                      methods=tuple(args.methods), config=config, seeds=args.seeds, steps=args.steps,

@@ -402,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--merge-every", type=argtypes.count, default=1)
     p.add_argument("--warmup-steps", type=argtypes.nonnegative, default=0)
     p.add_argument("--reuse-weights", action="store_true")
-    argtypes.selection_flags(p)
+    argtypes.method_flags(p)
     p.add_argument("--kinds", nargs="+", choices=sorted(REGION_KINDS), help="what ToMA merges (default: all)")
     p.add_argument("--whole", action="store_true", help="compile whole denoisers, not their blocks")
     p.add_argument(
@@ -421,12 +421,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="report folder (default toma-fx-out/bench-<model>)")
     args = p.parse_args(argv)
     source = args.model or args.arch
-    config = ToMAConfig(
-        tile=args.tile, min_tokens=args.min_tokens, select_every=args.select_every,
-        merge_every=args.merge_every, warmup_steps=args.warmup_steps, reuse_weights=args.reuse_weights,
-        select_noise=args.select_noise, select_avoid=args.select_avoid,
-        kinds=frozenset(args.kinds or REGION_KINDS),
-    )  # fmt: skip
+    try:
+        config = ToMAConfig(
+            tile=args.tile, min_tokens=args.min_tokens, select_every=args.select_every,
+            merge_every=args.merge_every, warmup_steps=args.warmup_steps, reuse_weights=args.reuse_weights,
+            kinds=frozenset(args.kinds or REGION_KINDS), **argtypes.method_config(args),
+        )  # fmt: skip
+    except ValueError as e:  # flags that are each valid but not together (--reuse-weights --merge-form sdpa)
+        p.error(str(e))
     out = args.out or Path("toma-fx-out") / f"bench-{Path(source).name}"
     try:
         report = run(

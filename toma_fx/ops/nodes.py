@@ -7,7 +7,12 @@ The compiler pass inserts `call_function` nodes targeting these, so the rewritte
     xm = toma_fx_ops_nodes_merge(x, w, ((64, 64), (4, 4), 0.5), (1, 0, 0, 0))
 
 and AOTAutograd traces through them into plain aten ops for Inductor to fuse (the selection stays one
-custom op). Plain tuples describe a site:
+custom op). In the SDPA form (`ToMAConfig.merge_form`) there is no weights node:
+
+    xm = toma_fx_ops_nodes_merge_sdpa(x, dst, ((64, 64), (4, 4), 0.5), (1, 0, 0, 0), 1000.0)
+    h = toma_fx_ops_nodes_unmerge_sdpa(o, x, dst, ((64, 64), (4, 4), 0.5), (1, 0, 0, 0), (1, 0, 0, 0), 1000.0)
+
+Plain tuples describe a site:
 
     layout  = (grid, tile, ratio)          the image's `TileLayout` (2-D or 3-D grid and tile)
     rows    = (axis, before, after, batch) where the image rows sit in a tensor: along its token axis,
@@ -28,7 +33,7 @@ import inspect
 
 import torch
 
-from toma_fx.ops import assignment, positions, tiles
+from toma_fx.ops import assignment, positions, sdpa, tiles
 from toma_fx.ops import noise as noise_module
 from toma_fx.ops import select as select_module
 from toma_fx.ops.noise import StepNoise
@@ -37,8 +42,8 @@ from toma_fx.ops.select import select_destinations
 from toma_fx.ops.tiles import TileLayout
 
 __all__ = [
-    "GRAPH_FUNCTIONS", "Layout", "Rows", "cache_keys", "gather", "merge", "select", "tile_layout", "unmerge",
-    "weights",
+    "GRAPH_FUNCTIONS", "Layout", "Rows", "cache_keys", "gather", "merge", "merge_sdpa", "select",
+    "tile_layout", "unmerge", "unmerge_sdpa", "weights",
 ]  # fmt: skip
 
 Layout = tuple[tuple[int, ...], tuple[int, ...], float]
@@ -88,25 +93,48 @@ def weights(x: torch.Tensor, dst: torch.Tensor, layout: Layout, rows: Rows, tau:
 def merge(x: torch.Tensor, w: list[torch.Tensor], layout: Layout, rows: Rows) -> torch.Tensor:
     """`x` with its `N` image rows merged to `Nm`, the rows before and after them kept as they are."""
     L = tile_layout(layout)
-    axis, before, after, batch = rows
-    t = _tokens_second(x, axis, batch)
-    merged = assignment.merge(t.narrow(1, before, L.num_tokens), w, L)
-    if before or after:
-        merged = torch.cat([t[:, :before], merged, t[:, t.shape[1] - after :]], dim=1)
-    return _tokens_back(merged, axis, batch)
+    t = _tokens_second(x, rows)
+    return _tokens_back(_with_image(t, assignment.merge(_image(t, L, rows), w, L), rows), rows)
 
 
 def unmerge(y: torch.Tensor, w: list[torch.Tensor], layout: Layout, rows: Rows) -> torch.Tensor:
     """Inverse of `merge` along token axis `rows[0]` of `y`, batch along `rows[3]`."""
     L = tile_layout(layout)
-    axis, before, after, batch = rows
-    t = _tokens_second(y, axis, batch)
-    rest = t.shape[2:]
-    t = t.reshape(t.shape[0], t.shape[1], -1)  # (B, before + Nm + after, R)
-    image = assignment.unmerge(t[:, before : before + L.num_merged], w, L)
-    if before or after:
-        image = torch.cat([t[:, :before], image, t[:, t.shape[1] - after :]], dim=1)
-    return _tokens_back(image.reshape(*image.shape[:2], *rest), axis, batch)
+    t = _tokens_second(y, rows)
+    flat = t.reshape(t.shape[0], t.shape[1], -1)  # (B, before + Nm + after, R)
+    image = assignment.unmerge(_image(flat, L, rows, merged=True), w, L)
+    out = _with_image(flat, image, rows)
+    return _tokens_back(out.reshape(*out.shape[:2], *t.shape[2:]), rows)
+
+
+def merge_sdpa(x: torch.Tensor, dst: torch.Tensor, layout: Layout, rows: Rows, tau: float) -> torch.Tensor:
+    """`merge` in the SDPA form (`ToMAConfig.merge_form`): each destination attends over its tile's
+    image rows of `x`, which are the metric and the values alike."""
+    L = tile_layout(layout)
+    t = _tokens_second(x, rows)
+    image = _image(t, L, rows)
+    merged = sdpa.merge_sdpa(image, image, _split(dst, L), L, tau=tau)
+    return _tokens_back(_with_image(t, merged, rows), rows)
+
+
+def unmerge_sdpa(
+    y: torch.Tensor,
+    metric: torch.Tensor,
+    dst: torch.Tensor,
+    layout: Layout,
+    rows: Rows,
+    metric_rows: Rows,
+    tau: float,
+) -> torch.Tensor:
+    """`unmerge` in the SDPA form: each image token of `metric` (the site's input, its rows at
+    `metric_rows`) attends over its tile's destinations, and takes their rows of `y` (rows at `rows`)."""
+    L = tile_layout(layout)
+    t = _tokens_second(y, rows)
+    flat = t.reshape(t.shape[0], t.shape[1], -1)  # (B, before + Nm + after, R)
+    xn = image_rows(metric, L, metric_rows)
+    image = sdpa.unmerge_sdpa(_image(flat, L, rows, merged=True), xn, _split(dst, L), L, tau=tau)
+    out = _with_image(flat, image, rows)
+    return _tokens_back(out.reshape(*out.shape[:2], *t.shape[2:]), rows)
 
 
 def gather(table: torch.Tensor, dst: torch.Tensor, layout: Layout, rows: Rows, ndim: int) -> torch.Tensor:
@@ -118,31 +146,44 @@ def gather(table: torch.Tensor, dst: torch.Tensor, layout: Layout, rows: Rows, n
     position.
     """
     L = tile_layout(layout)
-    axis, before, after, batch = rows
+    _, _, _, batch = rows
     t = table.reshape((1,) * (ndim - table.dim()) + tuple(table.shape))
     B = dst.shape[0]
-    t = _tokens_second(t.expand(*(B if d == batch else -1 for d in range(ndim))), axis, batch)
+    t = _tokens_second(t.expand(*(B if d == batch else -1 for d in range(ndim))), rows)
     rest = t.shape[2:]
-    image = t.narrow(1, before, L.num_tokens).reshape(B, L.num_tokens, -1)
+    image = _image(t, L, rows).reshape(B, L.num_tokens, -1)
     merged = gather_positions(image, _split(dst, L), L).reshape(B, -1, *rest)
-    if before or after:
-        merged = torch.cat([t[:, :before], merged, t[:, t.shape[1] - after :]], dim=1)
-    return _tokens_back(merged, axis, batch)
+    return _tokens_back(_with_image(t, merged, rows), rows)
 
 
-def _tokens_second(t: torch.Tensor, axis: int, batch: int) -> torch.Tensor:
+def _tokens_second(t: torch.Tensor, rows: Rows) -> torch.Tensor:
     """`t` with its batch axis first and its token axis second."""
+    axis, _, _, batch = rows
     return t.movedim((batch, axis), (0, 1))
 
 
-def _tokens_back(t: torch.Tensor, axis: int, batch: int) -> torch.Tensor:
+def _tokens_back(t: torch.Tensor, rows: Rows) -> torch.Tensor:
+    axis, _, _, batch = rows
     return t.movedim((0, 1), (batch, axis))
+
+
+def _image(t: torch.Tensor, L: TileLayout, rows: Rows, *, merged: bool = False) -> torch.Tensor:
+    """The image rows of `t` (tokens second): its `N` rows, or its `Nm` rows with `merged`."""
+    return t.narrow(1, rows[1], L.num_merged if merged else L.num_tokens)
+
+
+def _with_image(t: torch.Tensor, image: torch.Tensor, rows: Rows) -> torch.Tensor:
+    """`t` (tokens second) with its image rows replaced by `image`, which may have another length: the
+    rows before and after them (text) kept as they are."""
+    _, before, after, _ = rows
+    if not (before or after):
+        return image
+    return torch.cat([t[:, :before], image, t[:, t.shape[1] - after :]], dim=1)
 
 
 def image_rows(x: torch.Tensor, L: TileLayout, rows: Rows) -> torch.Tensor:
     """The image rows of `x`, `(B, N, C)`."""
-    axis, before, _, batch = rows
-    return _tokens_second(x, axis, batch).narrow(1, before, L.num_tokens)
+    return _image(_tokens_second(x, rows), L, rows)
 
 
 def _split(dst: torch.Tensor, L: TileLayout) -> list[torch.Tensor]:
@@ -157,10 +198,10 @@ def cache_keys() -> dict[str, str]:
     to be pure; marked so, a rewritten graph is cached like a plain one. Each entry's value (part of the
     cache key) is a digest of the source these functions trace through, so a change to the operators
     misses the cache instead of loading what the old code compiled."""
-    modules = (inspect.getmodule(cache_keys), assignment, noise_module, positions, select_module, tiles)
+    modules = (inspect.getmodule(cache_keys), assignment, noise_module, positions, sdpa, select_module, tiles)
     digest = hashlib.sha256("".join(inspect.getsource(m) for m in modules).encode()).hexdigest()[:16]
     return {f"{__name__}.{f.__name__}": digest for f in GRAPH_FUNCTIONS}
 
 
-GRAPH_FUNCTIONS = (select, weights, merge, unmerge, gather)
+GRAPH_FUNCTIONS = (select, weights, merge, unmerge, merge_sdpa, unmerge_sdpa, gather)
 """The functions the rewrite inserts into graphs."""
