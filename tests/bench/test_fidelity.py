@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from toma_fx.bench import fidelity
-from toma_fx.bench.todo import KVDownsampling
 
 METHODS = ("toma", "strided", "todo")  # random differs from strided only in its chooser (test_choosers)
 
@@ -50,20 +49,6 @@ def test_peers_without_a_setting_say_why(tmp_path):
         ("todo", True),
     ]
     assert "| strided | 0.25 | n/a:" in (tmp_path / "report.md").read_text()
-
-
-def test_todo_downsamples_image_keys_only_where_queries_are_the_grid():
-    q = torch.randn(1, 2, 4 + 16, 8)
-    kv = torch.randn(1, 2, 4 + 16, 8)
-    mode = KVDownsampling((4, 4), (2, 2), text=4)
-    with mode:
-        torch.nn.functional.scaled_dot_product_attention(q, kv, kv)
-        torch.nn.functional.scaled_dot_product_attention(q, kv[:, :, :4], kv[:, :, :4])  # cross-attention
-    assert mode.applied == 1
-    small = mode._downsample(kv)
-    assert small.shape == (1, 2, 4 + 4, 8) and torch.equal(small[:, :, :4], kv[:, :, :4])
-    with pytest.raises(ValueError, match="must divide the grid"):
-        KVDownsampling((5, 4), (2, 2))
 
 
 def test_missing_weights_are_one_line(tmp_path, capsys):

@@ -10,6 +10,9 @@ tomesd (ToMe for Stable Diffusion, the `tomesd` package) patches the `BasicTrans
 UNet; it runs here with `use_rand=False` (deterministic destinations, so a seed gives one image and
 Dynamo traces it without graph breaks) and on the same levels ToMA merges (`max_downsample` from
 `min_tokens`). It merges self-attention tokens only, its recommended setting.
+
+ToDo (`bench/todo.py`) downsamples the keys and values of the attention over one token grid, inside
+the compiled graph (`ToDoBackend`), at the ratios its 2x1 and 2x2 cells give (0.5, 0.75).
 """
 
 from __future__ import annotations
@@ -18,14 +21,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from toma_fx import caches
+from toma_fx.bench.todo import KVDownsampling, ToDoBackend
 from toma_fx.config import ToMAConfig
 from toma_fx.explain import explain
+from toma_fx.ops.baselines import CELLS
 from toma_fx.pipelines import apply, compile_denoiser, denoiser_of, remove
 
-__all__ = ["Method", "compiled", "eager", "toma", "tomesd", "tomesd_skip_reason", "with_cache"]
+__all__ = ["Method", "compiled", "eager", "todo", "toma", "tomesd", "tomesd_skip_reason", "with_cache"]
 
 Undo = Callable[[], None]
 
@@ -35,7 +41,7 @@ class Method:
     name: str
     """The row's label, e.g. "toma 0.5"."""
     kind: str
-    """"eager", "compile", "toma" or "tomesd": what plots draw as one line."""
+    """"eager", "compile", "toma", "tomesd" or "todo": what plots draw as one line."""
     install: Callable[[object], Undo]
     """`pipe -> undo`: changes the pipeline in place (compiles or patches it)."""
     ratio: float = 0.0
@@ -132,6 +138,28 @@ def tomesd(ratio: float, *, max_downsample: int, regional: bool = True, compiler
     return Method(f"tomesd {ratio:g}", "tomesd", install, ratio=ratio, flop_ideal=flop_ideal)
 
 
+def todo(ratio: float, *, grid: tuple[int, int], regional: bool = True, compiler: str = "inductor") -> Method:
+    """ToDo at `ratio` (0.5 or 0.75: keys and values kept by 2x1 or 2x2 cells) on the attention over the
+    `grid` image tokens (and the prompt's rows before them, if any), compiled as `compiled()` with the
+    downsampling in the graph."""
+    factor = CELLS[ratio]
+
+    def install(pipe) -> Undo:
+        backend = ToDoBackend(grid, factor, text=None, inner=compiler)
+        return compile_denoiser(denoiser_of(pipe), regional=regional, backend=backend)
+
+    def flop_ideal(denoiser, kwargs) -> float:
+        before = _flops(denoiser, kwargs)
+        mode = KVDownsampling(grid, factor, text=None)
+        with mode:
+            after = _flops(denoiser, kwargs)
+        if not mode.applied:  # a silent 1.0x would read as ToDo's speed
+            raise ValueError(f"ToDo found no attention over a {grid[0]}x{grid[1]} token grid")
+        return before / after
+
+    return Method(f"todo {ratio:g}", "todo", install, ratio=ratio, flop_ideal=flop_ideal)
+
+
 def tomesd_skip_reason(pipe) -> str | None:
     """Why tomesd cannot run on `pipe`, or None when it can."""
     import importlib.util
@@ -154,10 +182,11 @@ def tomesd_max_downsample(latent: tuple[int, int], min_tokens: int) -> int:
 
 
 def _flops(module: torch.nn.Module, kwargs: dict) -> int:
-    """FLOPs of `module(*kwargs["args"], **rest)`."""
+    """FLOPs of `module(*kwargs["args"], **rest)`, attention included: the counter does not see CPU's
+    fused attention kernel, so attention runs as SDPA's math path here, whose matmuls it counts."""
     kwargs = dict(kwargs)
     args = kwargs.pop("args", ())
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), counter:
         module(*args, **kwargs)
     return counter.get_total_flops()

@@ -1,5 +1,5 @@
-"""Pipeline benchmark: eager, plain torch.compile, ToMA at several ratios, and tomesd, side by side on
-one pipeline in one process, with fidelity against the plain compile.
+"""Pipeline benchmark: eager, plain torch.compile, ToMA at several ratios, tomesd and ToDo, side by side
+on one pipeline in one process, with fidelity against the plain compile.
 
     toma-fx bench                                  # SDXL-like; the full architecture at 1024x1024 on a GPU
     toma-fx bench --arch flux --ratios 0.25 0.5 0.75 --select-every 3
@@ -40,6 +40,7 @@ from toma_fx.bench.metrics import cosine, psnr, ssim
 from toma_fx.bench.report import markdown_table, plot_against_ratio, write_sheet
 from toma_fx.bench.timing import environment
 from toma_fx.config import REGION_KINDS, ToMAConfig
+from toma_fx.ops.baselines import CELLS
 from toma_fx.pipelines import PIPELINES, denoiser_of, open_pipeline
 from toma_fx.quantize import QUANTIZATIONS, quantize
 from toma_fx.video_pipelines import VIDEO_DEFAULTS, denoiser_inputs
@@ -175,6 +176,12 @@ def breakdown(
     return {**result, **grouped, "toma": sum(grouped.values()), "denoiser_ms": parts["denoiser_ms"]}
 
 
+TODO_ARCHS = ("flux", "sdxl")
+"""Architectures whose ToDo level is known: the token grid at 1/16 of the image's sides (Flux: 8x VAE
+and 2x2 patches, the prompt's rows before the image in its joint attention; SDXL: 8x VAE and its first
+attention level one downsample in), the level ToDo's reference code downsamples."""
+
+
 def methods_for(
     pipe,
     config: ToMAConfig,
@@ -185,6 +192,8 @@ def methods_for(
     eager: bool,
     tomesd: bool,
     compiler: str,
+    arch: str | None = None,
+    todo: bool = False,
     cache: str | None = None,
     cache_settings: dict | None = None,
     steps: int = 28,
@@ -210,6 +219,15 @@ def methods_for(
             ]
         else:
             skipped["tomesd"] = reason
+    if todo:
+        if arch in TODO_ARCHS:
+            grid = (resolution[0] // 16, resolution[1] // 16)
+            kept = [r for r in ratios if r in CELLS]
+            chosen += [M.todo(r, grid=grid, regional=regional, compiler=compiler) for r in kept]
+            if not kept:
+                skipped["todo"] = f"ToDo's 2x1 and 2x2 cells need ratio 0.5 or 0.75, got {list(ratios)}"
+        else:
+            skipped["todo"] = f"ToDo's level is known for {list(TODO_ARCHS)}, not {arch or 'a local model'}"
     return chosen, skipped
 
 
@@ -226,6 +244,7 @@ def run(
     regional: bool = True,
     eager: bool = True,
     tomesd: bool = True,
+    todo: bool = False,
     profile: bool = True,
     true_cfg: bool = False,
     device: str | None = None,
@@ -278,7 +297,7 @@ def run(
     steps = steps or (_default_steps(pipe) if size == "full" else 8)
     chosen, skipped = methods_for(
         pipe, config, ratios, resolution=resolution, regional=regional, eager=eager, tomesd=tomesd,
-        compiler=compiler, cache=cache, cache_settings=cache_settings, steps=steps,
+        compiler=compiler, cache=cache, cache_settings=cache_settings, steps=steps, arch=arch, todo=todo,
     )  # fmt: skip
     rows, images = measure(
         pipe, arch, inputs, [*chosen, *extra], resolution=resolution, steps=steps, scorers=scorers,
@@ -413,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     argtypes.compiler_flag(p)
     p.add_argument("--no-eager", action="store_true", help="leave out the eager run")
     p.add_argument("--no-tomesd", action="store_true", help="leave out tomesd")
+    p.add_argument("--todo", action="store_true", help="also ToDo at ratios 0.5 and 0.75 (flux, sdxl)")
     p.add_argument("--no-profile", action="store_true", help="leave out the profiled ToMA run")
     p.add_argument("--true-cfg", action="store_true", help="Flux: cond and uncond as two calls per step")
     p.add_argument("--dino", metavar="PATH", help="local DINO / DINOv2 weights (transformers folder)")
@@ -434,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         report = run(
             out, source, args.size, resolution=args.resolution, steps=args.steps, batch=args.batch,
             ratios=tuple(args.ratios), config=config, regional=not args.whole, eager=not args.no_eager,
-            tomesd=not args.no_tomesd, profile=not args.no_profile, true_cfg=args.true_cfg,
+            tomesd=not args.no_tomesd, todo=args.todo, profile=not args.no_profile, true_cfg=args.true_cfg,
             device=args.device, dino=args.dino, clip=args.clip, prompts=tuple(args.prompt),
             compiler=args.compiler, frames=args.frames, cache=args.cache,
             cache_settings=None if args.cache_threshold is None else {"threshold": args.cache_threshold},

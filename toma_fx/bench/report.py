@@ -55,7 +55,7 @@ def plot_against_ratio(rows: list[dict], path: Path, *, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
-    kinds = [k for k in ("toma", "tomesd") if any(r["kind"] == k for r in rows)]
+    kinds = [k for k in ("toma", "tomesd", "todo") if any(r["kind"] == k for r in rows)]
     merged = [r for r in rows if r["kind"] in kinds]
     finite = [r["psnr_db"] for r in merged if r["psnr_db"] is not None and math.isfinite(r["psnr_db"])]
     top = max(finite, default=40.0) + 5
