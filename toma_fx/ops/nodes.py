@@ -93,28 +93,22 @@ def weights(x: torch.Tensor, dst: torch.Tensor, layout: Layout, rows: Rows, tau:
 def merge(x: torch.Tensor, w: list[torch.Tensor], layout: Layout, rows: Rows) -> torch.Tensor:
     """`x` with its `N` image rows merged to `Nm`, the rows before and after them kept as they are."""
     L = tile_layout(layout)
-    t = _tokens_second(x, rows)
-    return _tokens_back(_with_image(t, assignment.merge(_image(t, L, rows), w, L), rows), rows)
+    return _on_image(x, rows, L.num_tokens, lambda image: assignment.merge(image, w, L))
 
 
 def unmerge(y: torch.Tensor, w: list[torch.Tensor], layout: Layout, rows: Rows) -> torch.Tensor:
     """Inverse of `merge` along token axis `rows[0]` of `y`, batch along `rows[3]`."""
     L = tile_layout(layout)
-    t = _tokens_second(y, rows)
-    flat = t.reshape(t.shape[0], t.shape[1], -1)  # (B, before + Nm + after, R)
-    image = assignment.unmerge(_image(flat, L, rows, merged=True), w, L)
-    out = _with_image(flat, image, rows)
-    return _tokens_back(out.reshape(*out.shape[:2], *t.shape[2:]), rows)
+    return _on_image(y, rows, L.num_merged, lambda image: assignment.unmerge(image, w, L))
 
 
 def merge_sdpa(x: torch.Tensor, dst: torch.Tensor, layout: Layout, rows: Rows, tau: float) -> torch.Tensor:
     """`merge` in the SDPA form (`ToMAConfig.merge_form`): each destination attends over its tile's
     image rows of `x`, which are the metric and the values alike."""
     L = tile_layout(layout)
-    t = _tokens_second(x, rows)
-    image = _image(t, L, rows)
-    merged = sdpa.merge_sdpa(image, image, _split(dst, L), L, tau=tau)
-    return _tokens_back(_with_image(t, merged, rows), rows)
+    return _on_image(
+        x, rows, L.num_tokens, lambda image: sdpa.merge_sdpa(image, image, _split(dst, L), L, tau=tau)
+    )
 
 
 def unmerge_sdpa(
@@ -129,12 +123,10 @@ def unmerge_sdpa(
     """`unmerge` in the SDPA form: each image token of `metric` (the site's input, its rows at
     `metric_rows`) attends over its tile's destinations, and takes their rows of `y` (rows at `rows`)."""
     L = tile_layout(layout)
-    t = _tokens_second(y, rows)
-    flat = t.reshape(t.shape[0], t.shape[1], -1)  # (B, before + Nm + after, R)
     xn = image_rows(metric, L, metric_rows)
-    image = sdpa.unmerge_sdpa(_image(flat, L, rows, merged=True), xn, _split(dst, L), L, tau=tau)
-    out = _with_image(flat, image, rows)
-    return _tokens_back(out.reshape(*out.shape[:2], *t.shape[2:]), rows)
+    return _on_image(
+        y, rows, L.num_merged, lambda image: sdpa.unmerge_sdpa(image, xn, _split(dst, L), L, tau=tau)
+    )
 
 
 def gather(table: torch.Tensor, dst: torch.Tensor, layout: Layout, rows: Rows, ndim: int) -> torch.Tensor:
@@ -146,14 +138,23 @@ def gather(table: torch.Tensor, dst: torch.Tensor, layout: Layout, rows: Rows, n
     position.
     """
     L = tile_layout(layout)
-    _, _, _, batch = rows
     t = table.reshape((1,) * (ndim - table.dim()) + tuple(table.shape))
-    B = dst.shape[0]
-    t = _tokens_second(t.expand(*(B if d == batch else -1 for d in range(ndim))), rows)
-    rest = t.shape[2:]
-    image = _image(t, L, rows).reshape(B, L.num_tokens, -1)
-    merged = gather_positions(image, _split(dst, L), L).reshape(B, -1, *rest)
-    return _tokens_back(_with_image(t, merged, rows), rows)
+    t = t.expand(*(dst.shape[0] if d == rows[3] else -1 for d in range(ndim)))
+    return _on_image(t, rows, L.num_tokens, lambda image: gather_positions(image, _split(dst, L), L))
+
+
+def _on_image(t: torch.Tensor, rows: Rows, length: int, fn) -> torch.Tensor:
+    """`t` with `fn` applied to its `length` image rows, the rows before and after them (text) kept.
+
+    `fn` takes and returns `(B, rows, R)`: batch first, tokens second, every other axis of `t` flattened
+    into `R`; it may change the number of rows (merge, unmerge), and the result has `t`'s layout."""
+    _, before, after, _ = rows
+    moved = _tokens_second(t, rows)
+    flat = moved.reshape(moved.shape[0], moved.shape[1], -1)
+    out = fn(flat.narrow(1, before, length))
+    if before or after:
+        out = torch.cat([flat[:, :before], out, flat[:, flat.shape[1] - after :]], dim=1)
+    return _tokens_back(out.reshape(*out.shape[:2], *moved.shape[2:]), rows)
 
 
 def _tokens_second(t: torch.Tensor, rows: Rows) -> torch.Tensor:
@@ -167,23 +168,9 @@ def _tokens_back(t: torch.Tensor, rows: Rows) -> torch.Tensor:
     return t.movedim((0, 1), (batch, axis))
 
 
-def _image(t: torch.Tensor, L: TileLayout, rows: Rows, *, merged: bool = False) -> torch.Tensor:
-    """The image rows of `t` (tokens second): its `N` rows, or its `Nm` rows with `merged`."""
-    return t.narrow(1, rows[1], L.num_merged if merged else L.num_tokens)
-
-
-def _with_image(t: torch.Tensor, image: torch.Tensor, rows: Rows) -> torch.Tensor:
-    """`t` (tokens second) with its image rows replaced by `image`, which may have another length: the
-    rows before and after them (text) kept as they are."""
-    _, before, after, _ = rows
-    if not (before or after):
-        return image
-    return torch.cat([t[:, :before], image, t[:, t.shape[1] - after :]], dim=1)
-
-
 def image_rows(x: torch.Tensor, L: TileLayout, rows: Rows) -> torch.Tensor:
     """The image rows of `x`, `(B, N, C)`."""
-    return _image(_tokens_second(x, rows), L, rows)
+    return _tokens_second(x, rows).narrow(1, rows[1], L.num_tokens)
 
 
 def _split(dst: torch.Tensor, L: TileLayout) -> list[torch.Tensor]:
