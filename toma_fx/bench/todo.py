@@ -88,9 +88,9 @@ class ToDoBackend:
 
     Each traced graph's attention nodes over the `text + H * W` rows of `grid` (queries and keys alike,
     no mask; `text` None as for `KVDownsampling`) get their keys and values through `downsample`; the
-    graph then goes to `inner` (Inductor,
-    or "aot_eager" to check numerics). `.applied` counts the attention nodes rewritten, over every graph
-    compiled so far, so a run that matched nothing can say so instead of timing plain attention."""
+    graph then goes to `inner` (Inductor, or "aot_eager" to check numerics). `.applied` counts the
+    attention nodes rewritten over every graph compiled so far (the benchmark refuses a ToDo that
+    matches nothing earlier, on its FLOP count: `bench.methods.todo`)."""
 
     def __init__(
         self, grid: tuple[int, int], factor: tuple[int, int], text: int | None = 0, inner: str = "inductor"
